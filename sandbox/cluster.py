@@ -1,0 +1,75 @@
+"""The sandbox's whole state: one object per API area, each with reset/dump/load, behind one lock."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+import uuid
+from typing import Any
+
+DEFAULT_VERSION = "9.1.0"
+
+
+def new_uuid() -> str:
+    """ES-style 22-character url-safe base64 id."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def now_millis() -> int:
+    return int(time.time() * 1000)
+
+
+class Cluster:
+    """State of the stand-in cluster. Stores are created lazily so each area lives in its own package."""
+
+    def __init__(self, version: str = DEFAULT_VERSION, cluster_name: str = "sandbox"):
+        from sandbox.inference.store import InferenceStore
+        from sandbox.indices.store import IndexStore
+        from sandbox.ml.store import MlStore
+
+        self.lock = threading.RLock()
+        self.version = version
+        self.cluster_name = cluster_name
+        self.cluster_uuid = new_uuid()
+        self.node_id = new_uuid()
+        self.indices = IndexStore(self)
+        self.ml = MlStore(self)
+        self.inference = InferenceStore(self)
+
+    def stores(self) -> dict[str, Any]:
+        return {"indices": self.indices, "ml": self.ml, "inference": self.inference}
+
+    def reset(self) -> None:
+        with self.lock:
+            for store in self.stores().values():
+                store.reset()
+
+    def dump(self) -> dict[str, Any]:
+        with self.lock:
+            return {name: store.dump() for name, store in self.stores().items()}
+
+    def load(self, data: dict[str, Any]) -> None:
+        with self.lock:
+            for name, store in self.stores().items():
+                if name in data:
+                    store.load(data[name])
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": "sandbox-node-1",
+            "cluster_name": self.cluster_name,
+            "cluster_uuid": self.cluster_uuid,
+            "version": {
+                "number": self.version,
+                "build_flavor": "default",
+                "build_type": "sandbox",
+                "build_hash": "0" * 40,
+                "build_date": "2025-07-01T00:00:00.000Z",
+                "build_snapshot": False,
+                "lucene_version": "10.2.2",
+                "minimum_wire_compatibility_version": "8.19.0",
+                "minimum_index_compatibility_version": "8.0.0",
+            },
+            "tagline": "You Know, for Search",
+        }

@@ -1,0 +1,113 @@
+"""Request parsing and response building shared by every API module of the sandbox."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from werkzeug.wrappers import Request
+
+from sandbox.errors import EsError, IllegalArgument, ParseError
+
+# The 9.x client sends this; plain JSON is accepted too (es-api-semantics.md §0.2).
+ES_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
+_TRUE = {"true", "", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+@dataclass
+class Route:
+    """One entry of the routing table. `writes` marks requests that change state (for the request log)."""
+
+    methods: tuple[str, ...]
+    rule: str
+    handler: Callable[..., Any]
+    writes: bool | None = None  # None: any method other than GET/HEAD writes
+
+    def is_write(self, method: str) -> bool:
+        return self.writes if self.writes is not None else method not in ("GET", "HEAD")
+
+
+@dataclass
+class Reply:
+    """A handler's answer when it is not a plain 200 JSON object."""
+
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class EsRequest:
+    """What handlers see: method, path, query parameters with ES's parsing rules, and the body."""
+
+    def __init__(self, request: Request):
+        self.raw = request
+        self.method = request.method
+        self.path = request.path
+        self.args = request.args
+        self._data = request.get_data(cache=True)
+        self._json: Any = ...
+
+    @property
+    def data(self) -> bytes:
+        return self._data
+
+    def has_body(self) -> bool:
+        return bool(self._data.strip())
+
+    def json(self, default: Any = None) -> Any:
+        """The JSON body, or `default` when there is none. Malformed JSON is ES's 400 parse error."""
+        if self._json is ...:
+            if not self.has_body():
+                self._json = None
+            else:
+                try:
+                    self._json = json.loads(self._data)
+                except (ValueError, UnicodeDecodeError) as exc:
+                    raise EsError(f"Failed to parse request body: {exc}", status=400,
+                                  type="x_content_parse_exception") from exc
+        return default if self._json is None else self._json
+
+    def ndjson(self) -> list[Any]:
+        """Bulk bodies: one JSON value per non-empty line."""
+        lines = []
+        for number, line in enumerate(self._data.decode("utf-8").splitlines(), 1):
+            if line.strip():
+                try:
+                    lines.append(json.loads(line))
+                except ValueError as exc:
+                    raise IllegalArgument(f"Malformed action/metadata line [{number}], "
+                                          f"expected a simple value for field but found [{exc}]") from exc
+        return lines
+
+    def flag(self, name: str, default: bool = False) -> bool:
+        """ES boolean query parameter: `?x`, `?x=true`, `?x=false`; anything else is a 400."""
+        if name not in self.args:
+            return default
+        value = self.args.get(name, "").lower()
+        if value in _TRUE:
+            return True
+        if value in _FALSE:
+            return False
+        raise ParseError(f"Failed to parse value [{value}] as only [true] or [false] are allowed.")
+
+    def int_arg(self, name: str, default: int | None = None) -> int | None:
+        if name not in self.args:
+            return default
+        try:
+            return int(self.args[name])
+        except ValueError as exc:
+            raise IllegalArgument(f"Failed to parse int parameter [{name}] with value [{self.args[name]}]") from exc
+
+    def list_arg(self, name: str) -> list[str] | None:
+        if name not in self.args:
+            return None
+        return [part for part in self.args[name].split(",") if part]
+
+
+def split_names(expression: str | None) -> list[str]:
+    """A comma-separated path segment ("a,b,c") as a list."""
+    if not expression:
+        return []
+    return [part for part in expression.split(",") if part]

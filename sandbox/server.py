@@ -1,0 +1,244 @@
+"""The sandbox HTTP server: protocol rules, auth, fault injection, request log, routing to API modules."""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from werkzeug.exceptions import MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from sandbox.cluster import DEFAULT_VERSION, Cluster
+from sandbox.errors import EsError, SecurityError, Unsupported
+from sandbox.faults import Faults, RequestLog
+from sandbox.http import ES_JSON, EsRequest, Reply, Route
+
+# Each module exposes ROUTES: list[Route]. The routing table is this list, nothing else.
+ROUTE_MODULES = (
+    "sandbox.hooks",
+    "sandbox.cluster_api",
+    "sandbox.indices.api",
+    "sandbox.documents.api",
+    "sandbox.search.api",
+    "sandbox.ml.api",
+    "sandbox.inference.api",
+)
+
+# What ES answers for throttling and unavailability, used by injected faults.
+_FAULT_TYPES = {
+    429: "es_rejected_execution_exception",
+    502: "bad_gateway",
+    503: "unavailable_shards_exception",
+    504: "gateway_timeout",
+}
+
+log = logging.getLogger("sandbox")
+
+
+def collect_routes() -> list[Route]:
+    routes: list[Route] = []
+    for name in ROUTE_MODULES:
+        routes.extend(importlib.import_module(name).ROUTES)
+    return routes
+
+
+class Sandbox:
+    """A stand-in for an Elasticsearch 9.x cluster, served over HTTP on 127.0.0.1."""
+
+    def __init__(self, *, version: str = DEFAULT_VERSION, api_keys: tuple[str, ...] = (),
+                 users: dict[str, str] | None = None, state_file: str | os.PathLike | None = None):
+        self.cluster = Cluster(version=version)
+        self.log = RequestLog()
+        self.faults = Faults()
+        self.api_keys = set(api_keys)
+        self.users = dict(users or {})
+        self.state_file = Path(state_file) if state_file else None
+        self.routes = collect_routes()
+        self.url_map = Map(
+            [Rule(r.rule, methods=list(r.methods), endpoint=i) for i, r in enumerate(self.routes)],
+            strict_slashes=False, merge_slashes=False,
+        )
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._dirty = threading.Event()
+        self._stopping = threading.Event()
+        if self.state_file and self.state_file.exists():
+            self.cluster.load(json.loads(self.state_file.read_text()))
+
+    # ---- lifecycle -------------------------------------------------------------------------------------
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Sandbox:
+        self._server = make_server(host, port, self.wsgi, threaded=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
+        self._thread.start()
+        if self.state_file:
+            threading.Thread(target=self._save_loop, name="sandbox-save", daemon=True).start()
+        return self
+
+    def serve_forever(self, host: str = "127.0.0.1", port: int = 9200) -> None:
+        self.start(host, port)
+        try:
+            while self._thread and self._thread.is_alive():
+                self._thread.join(0.5)
+        finally:
+            self.stop()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.save()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "sandbox not started"
+        return self._server.server_port
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def reset(self) -> None:
+        """Wipe state, request log and faults (between tests)."""
+        self.cluster.reset()
+        self.log.clear()
+        self.faults = Faults()
+
+    def save(self) -> None:
+        if not self.state_file:
+            return
+        tmp = self.state_file.with_suffix(self.state_file.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.cluster.dump()))
+        tmp.replace(self.state_file)
+        self._dirty.clear()
+
+    def _save_loop(self) -> None:
+        while not self._stopping.is_set():
+            if self._dirty.wait(0.5) and not self._stopping.is_set():
+                time.sleep(0.5)  # coalesce bursts of writes (definition parts, bulk)
+                self.save()
+
+    # ---- request handling ------------------------------------------------------------------------------
+    def wsgi(self, environ: dict[str, Any], start_response: Any) -> Any:
+        request = Request(environ)
+        started = time.perf_counter()
+        path = request.path
+        if path.startswith("/_sandbox/") or path == "/_sandbox":
+            response = self._dispatch(request)
+            return response(environ, start_response)
+
+        fault_kind = None
+        if self.faults.latency_ms:
+            time.sleep(self.faults.latency_ms / 1000)
+            fault_kind = "latency"
+        rule = self.faults.pick(request.method, path)
+        write = self._is_write(request)
+        if rule is not None and rule.drop:
+            self._drop(environ)
+            self._record(request, 0, started, "drop", write)
+            return []
+        if rule is not None and rule.status:
+            error = EsError(f"injected fault: {rule.status}", status=rule.status,
+                            type=_FAULT_TYPES.get(rule.status, "exception"))
+            response = self._json_response(request, error.body(), rule.status)
+            fault_kind = "status"
+        else:
+            response = self._authenticate(request) or self._dispatch(request)
+            if write and response.status_code < 300 and self.state_file:
+                self._dirty.set()
+        self._record(request, response.status_code, started, fault_kind, write)
+        return response(environ, start_response)
+
+    def _record(self, request: Request, status: int, started: float, fault: str | None, write: bool) -> None:
+        self.log.add(method=request.method, path=request.path, query=request.query_string.decode(),
+                     status=status, duration_ms=round((time.perf_counter() - started) * 1000, 3),
+                     fault=fault, write=write)
+
+    def _is_write(self, request: Request) -> bool:
+        try:
+            index, _ = self.url_map.bind_to_environ(request.environ).match()
+        except Exception:
+            return request.method not in ("GET", "HEAD")
+        return self.routes[index].is_write(request.method)
+
+    @staticmethod
+    def _drop(environ: dict[str, Any]) -> None:
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _authenticate(self, request: Request) -> Response | None:
+        if not self.api_keys and not self.users:
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "apikey" and token in self.api_keys:
+            return None
+        if scheme.lower() == "basic" and self.users:
+            try:
+                user, _, password = base64.b64decode(token).decode().partition(":")
+            except ValueError:
+                user, password = "", ""
+            if self.users.get(user) == password:
+                return None
+        reason = (f"missing authentication credentials for REST request [{request.path}]" if not header
+                  else f"unable to authenticate with provided credentials for REST request [{request.path}]")
+        challenge = {"WWW-Authenticate": 'Basic realm="security", charset="UTF-8", ApiKey'}
+        error = SecurityError(reason, header={"WWW-Authenticate": [challenge["WWW-Authenticate"]]})
+        return self._json_response(request, error.body(), 401, challenge)
+
+    def _dispatch(self, request: Request) -> Response:
+        try:
+            try:
+                index, params = self.url_map.bind_to_environ(request.environ).match()
+            except (NotFound, MethodNotAllowed) as exc:
+                raise Unsupported(request.method, request.path) from exc
+            route = self.routes[index]
+            with self.cluster.lock:
+                result = route.handler(self, EsRequest(request), **params)
+            reply = result if isinstance(result, Reply) else Reply(result)
+        except EsError as error:
+            reply = Reply(error.body(), error.status, error.headers)
+        except Exception as exc:  # a sandbox bug: answer like ES does for an unexpected failure
+            log.exception("sandbox handler failed for %s %s", request.method, request.path)
+            error = EsError(f"sandbox internal error: {type(exc).__name__}: {exc}", status=500)
+            reply = Reply(error.body(), 500)
+        return self._json_response(request, reply.body, reply.status, reply.headers)
+
+    @staticmethod
+    def _json_response(request: Request, body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+        payload = b"" if request.method == "HEAD" or body is None else json.dumps(body).encode()
+        response = Response(payload, status=status, content_type=ES_JSON)
+        response.headers["X-Elastic-Product"] = "Elasticsearch"
+        for key, value in (headers or {}).items():
+            response.headers[key] = value
+        return response
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description="Run the Elasticsearch stand-in.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9200)
+    parser.add_argument("--version", default=DEFAULT_VERSION, help="version reported by GET /")
+    parser.add_argument("--state-file", help="keep state in this JSON file across restarts")
+    parser.add_argument("--api-key", action="append", default=[], help="require this API key (repeatable)")
+    args = parser.parse_args(argv)
+    sandbox = Sandbox(version=args.version, api_keys=tuple(args.api_key), state_file=args.state_file)
+    print(f"sandbox (Elasticsearch {args.version} stand-in) listening on http://{args.host}:{args.port}", flush=True)
+    sandbox.serve_forever(args.host, args.port)

@@ -1,0 +1,132 @@
+"""The sandbox's protocol rules and test hooks, exercised through the real client and raw HTTP."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+from elasticsearch import ApiError, ConnectionError, Elasticsearch
+
+from sandbox.server import Sandbox
+
+
+def raw(url: str, method: str = "GET", body: dict | None = None) -> tuple[int, dict, dict]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            payload = response.read()
+            return response.status, dict(response.headers), json.loads(payload) if payload else {}
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"{}")
+
+
+def test_info_reports_a_9x_version_and_product_header(sandbox):
+    status, headers, body = raw(sandbox.url + "/")
+    assert status == 200
+    assert headers["X-Elastic-Product"] == "Elasticsearch"
+    assert body["version"]["number"].startswith("9.")
+    assert body["version"]["build_flavor"] == "default"
+
+
+def test_real_client_accepts_the_sandbox(es):
+    assert es.info()["version"]["number"].startswith("9.")
+
+
+def test_version_is_configurable():
+    server = Sandbox(version="9.3.1").start()
+    try:
+        assert Elasticsearch(server.url).info()["version"]["number"] == "9.3.1"
+    finally:
+        server.stop()
+
+
+def test_unsupported_call_names_method_and_path(sandbox):
+    status, headers, body = raw(sandbox.url + "/_snapshot/repo", "PUT", {"type": "fs"})
+    assert status == 400
+    assert headers["X-Elastic-Product"] == "Elasticsearch"
+    assert body["error"]["type"] == "sandbox_unsupported_exception"
+    assert "PUT /_snapshot/repo" in body["error"]["reason"]
+    assert body["error"]["root_cause"][0]["type"] == "sandbox_unsupported_exception"
+
+
+def test_request_log_records_method_path_status_and_timing(sandbox, es):
+    es.info()
+    raw(sandbox.url + "/_snapshot/x", "PUT", {})
+    _, _, log = raw(sandbox.url + "/_sandbox/requests")
+    entries = log["requests"]
+    assert [(e["method"], e["path"], e["status"]) for e in entries] == [("GET", "/", 200), ("PUT", "/_snapshot/x", 400)]
+    assert all(e["duration_ms"] >= 0 for e in entries)
+    assert [e["write"] for e in entries] == [False, True]
+    raw(sandbox.url + "/_sandbox/requests", "DELETE")
+    assert raw(sandbox.url + "/_sandbox/requests")[2]["requests"] == []
+
+
+def test_latency_fault_delays_every_request(sandbox, es):
+    raw(sandbox.url + "/_sandbox/faults", "PUT", {"latency_ms": 50})
+    es.info()
+    entry = raw(sandbox.url + "/_sandbox/requests")[2]["requests"][-1]
+    assert entry["duration_ms"] >= 50
+    assert entry["fault"] == "latency"
+
+
+def test_status_fault_on_nth_matching_request(sandbox):
+    raw(sandbox.url + "/_sandbox/faults", "PUT", {"rules": [{"path": "^/$", "status": 429, "nth": 2}]})
+    statuses = [raw(sandbox.url + "/")[0] for _ in range(3)]
+    assert statuses == [200, 429, 200]
+    body = raw(sandbox.url + "/_sandbox/requests")[2]["requests"][1]
+    assert body["fault"] == "status"
+
+
+def test_status_fault_on_a_seeded_fraction_reproduces(sandbox):
+    spec = {"seed": 7, "rules": [{"path": "^/$", "status": 503, "fraction": 0.5}]}
+    runs = []
+    for _ in range(2):
+        raw(sandbox.url + "/_sandbox/faults", "PUT", spec)
+        runs.append([raw(sandbox.url + "/")[0] for _ in range(20)])
+    assert runs[0] == runs[1]
+    assert 503 in runs[0] and 200 in runs[0]
+
+
+def test_dropped_connection_is_a_connection_error_for_the_client(sandbox):
+    raw(sandbox.url + "/_sandbox/faults", "PUT", {"rules": [{"path": "^/$", "drop": True, "times": 1}]})
+    client = Elasticsearch(sandbox.url, max_retries=0)
+    with pytest.raises(ConnectionError):
+        client.info()
+    assert client.info()["tagline"]  # the rule fired once only
+    assert raw(sandbox.url + "/_sandbox/requests")[2]["requests"][0]["fault"] == "drop"
+
+
+def test_injected_status_reaches_the_client_as_api_error(sandbox):
+    raw(sandbox.url + "/_sandbox/faults", "PUT", {"rules": [{"path": "^/$", "status": 503}]})
+    with pytest.raises(ApiError) as caught:
+        Elasticsearch(sandbox.url, max_retries=0).info()
+    assert caught.value.meta.status == 503
+
+
+def test_api_key_auth_answers_401_in_es_shape():
+    server = Sandbox(api_keys=("c2VjcmV0LWtleQ==",)).start()
+    try:
+        status, headers, body = raw(server.url + "/")
+        assert status == 401
+        assert body["error"]["type"] == "security_exception"
+        assert "missing authentication credentials" in body["error"]["reason"]
+        assert "WWW-Authenticate" in headers
+        assert Elasticsearch(server.url, api_key="c2VjcmV0LWtleQ==").info()["tagline"]
+        with pytest.raises(ApiError) as caught:
+            Elasticsearch(server.url, api_key="wrong").info()
+        assert caught.value.meta.status == 401
+    finally:
+        server.stop()
+
+
+def test_basic_auth():
+    server = Sandbox(users={"elastic": "changeme"}).start()
+    try:
+        assert Elasticsearch(server.url, basic_auth=("elastic", "changeme")).info()["tagline"]
+        with pytest.raises(ApiError):
+            Elasticsearch(server.url, basic_auth=("elastic", "nope")).info()
+    finally:
+        server.stop()
