@@ -24,8 +24,8 @@ class Cluster:
     """State of the stand-in cluster. Stores are created lazily so each area lives in its own package."""
 
     def __init__(self, version: str = DEFAULT_VERSION, cluster_name: str = "sandbox"):
-        from sandbox.inference.store import InferenceStore
         from sandbox.indices.store import IndexStore
+        from sandbox.inference.store import InferenceStore
         from sandbox.ml.store import MlStore
 
         self.lock = threading.RLock()

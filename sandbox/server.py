@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import importlib
 import json
 import logging
@@ -176,10 +177,8 @@ class Sandbox:
     def _drop(environ: dict[str, Any]) -> None:
         sock = environ.get("werkzeug.socket")
         if sock is not None:
-            try:
+            with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
 
     def _authenticate(self, request: Request) -> Response | None:
         if not self.api_keys and not self.users:

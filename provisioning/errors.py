@@ -1,0 +1,67 @@
+"""One exception tree for the engine; tasks.py turns these into messages and exit codes in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ProvisioningError(Exception):
+    """Base class. `exit_code` is what the Invoke task exits with."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in the user's input, at the user's location."""
+
+    file: str
+    line: int | None
+    message: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}" + (f" ({self.hint})" if self.hint else "")
+
+
+class ManifestError(ProvisioningError):
+    """Everything wrong with a manifest set, reported at once. Raised before any client exists."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigError(ProvisioningError):
+    """Cluster connection or environment configuration is missing or wrong."""
+
+
+class ClusterError(ProvisioningError):
+    """Elasticsearch refused a request. Carries ES's reason, the resource and its manifest location."""
+
+    def __init__(self, message: str, *, status: int | None = None, es_type: str | None = None,
+                 resource: str | None = None, location: str | None = None):
+        self.status, self.es_type, self.resource, self.location = status, es_type, resource, location
+        parts = [message]
+        if resource:
+            parts.insert(0, f"{resource}:")
+        if location:
+            parts.append(f"(declared at {location})")
+        super().__init__(" ".join(parts))
+
+
+class LockHeld(ProvisioningError):
+    """Another apply or destroy holds the stack lock."""
+
+    def __init__(self, holder: str, since: str, how_to_break: str):
+        self.holder, self.since = holder, since
+        super().__init__(f"the stack is locked by {holder} since {since}; {how_to_break}")
+
+
+class NotConverged(ProvisioningError):
+    """Read-after-write still differs from the manifests."""
+
+
+class Refused(ProvisioningError):
+    """A safety rule refused the operation (protected resource, non-empty index, not owned, no --yes)."""
