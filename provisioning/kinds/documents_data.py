@@ -1,0 +1,255 @@
+"""The data file of a `documents` resource: where it is, how to read it (with each document's line), and the checks
+run at load time (readable, parses, every document has its id, values fit the declared mapping). No network: an
+http(s) source is only read at apply time.
+
+`read_documents` is what apply should use too, so that validation and loading read files the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from provisioning.errors import Problem
+from provisioning.model import Resource
+from provisioning.rendering import display_path
+
+FORMATS_BY_SUFFIX = {".json": "json", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+MAX_ID_BYTES = 512  # ES: IndexRequest.validate "id [...] is too long, must be no longer than 512 bytes"
+MAX_PROBLEMS_PER_FILE = 10
+
+
+class DataFileError(Exception):
+    def __init__(self, message: str, line: int | None = None, hint: str = ""):
+        super().__init__(message)
+        self.message, self.line, self.hint = message, line, hint
+
+
+def is_url(source: str) -> bool:
+    return bool(re.match(r"^https?://", source))
+
+
+def resolve_source(resource: Resource) -> str | Path:
+    """The data file (a path relative to the manifest file's folder) or the URL."""
+    source = resource.spec["source"]
+    if is_url(source):
+        return source
+    path = Path(source)
+    return path if path.is_absolute() else Path(resource.source.file).parent / path
+
+
+def data_format(resource: Resource) -> str:
+    """spec.format, or inferred from the file extension (.ndjson, .jsonl), json otherwise (as kinds/documents.py)."""
+    if resource.spec.get("format"):
+        return resource.spec["format"]
+    name = resource.spec["source"].split("?")[0]
+    return FORMATS_BY_SUFFIX.get(Path(name).suffix.lower(), "json")
+
+
+def _line(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos) + 1
+
+
+def parse_documents(text: str, fmt: str) -> list[tuple[int, Any]]:
+    """(line, document) for each document. JSON: one array, each element's position found by decoding element by
+    element (json.JSONDecoder.raw_decode), so errors and documents have their own line. NDJSON: one per line."""
+    decoder = json.JSONDecoder()
+    if fmt == "ndjson":
+        docs = []
+        for number, raw in enumerate(text.splitlines(), start=1):
+            if raw.strip():
+                try:
+                    docs.append((number, json.loads(raw)))
+                except json.JSONDecodeError as exc:
+                    raise DataFileError(f"invalid JSON on this line: {exc.msg} (column {exc.colno})", number,
+                                        "each line of an NDJSON file must be one JSON document") from exc
+        return docs
+    ws = re.compile(r"\s*")
+    pos = ws.match(text, 0).end()
+    if text[pos:pos + 1] != "[":
+        try:
+            decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise DataFileError(f"invalid JSON: {exc.msg}", exc.lineno, "fix the JSON syntax at this line") from exc
+        raise DataFileError("a json data file must hold one array of documents", _line(text, pos),
+                            "wrap the documents in [...] or use format: ndjson (one document per line)")
+    docs, pos = [], ws.match(text, pos + 1).end()
+    while True:
+        if text[pos:pos + 1] == "]" and not docs:
+            break
+        try:
+            doc, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise DataFileError(f"invalid JSON: {exc.msg}", exc.lineno, "fix the JSON syntax at this line") from exc
+        docs.append((_line(text, pos), doc))
+        pos = ws.match(text, end).end()
+        if text[pos:pos + 1] == ",":
+            pos = ws.match(text, pos + 1).end()
+            continue
+        if text[pos:pos + 1] == "]":
+            break
+        raise DataFileError("invalid JSON: expected ',' or ']' between documents", _line(text, pos),
+                            "fix the JSON syntax at this line")
+    rest = ws.match(text, pos + 1).end()
+    if rest < len(text):
+        raise DataFileError("invalid JSON: extra data after the array", _line(text, rest), "remove it")
+    return docs
+
+
+def read_documents(path: Path, fmt: str) -> list[tuple[int, Any]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"data file is not UTF-8 text ({exc.reason} at byte {exc.start})", None,
+                            "save the file as UTF-8 JSON") from exc
+    except OSError as exc:
+        raise DataFileError(f"cannot read data file: {exc.strerror or exc}", None,
+                            "the path is relative to the manifest file's folder; check it exists and is readable"
+                            ) from exc
+    return parse_documents(text, fmt)
+
+
+def field_value(doc: dict[str, Any], dotted: str) -> Any:
+    """doc["a"]["b"] for "a.b" (or a literal dotted key)."""
+    if dotted in doc:
+        return doc[dotted]
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | float):
+        return True
+    if isinstance(value, str):
+        try:
+            float(value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def _integer_in(low: int, high: int) -> Callable[[Any], bool]:
+    # ES coerces numeric strings and truncates decimals, but rejects values out of the type's range
+    # (NumberFieldMapper: "Value [300] is out of range for a byte").
+    def check(value: Any) -> bool:
+        return _number(value) and low <= float(value) <= high
+    return check
+
+
+_SCALAR = (str, int, float, bool)
+# What Elasticsearch 9.x accepts per field type with default parameters (coerce on). Types absent here are not checked.
+ACCEPTS: dict[str, Callable[[Any], bool]] = {
+    "long": _integer_in(-(2**63), 2**63 - 1),
+    "integer": _integer_in(-(2**31), 2**31 - 1),
+    "short": _integer_in(-(2**15), 2**15 - 1),
+    "byte": _integer_in(-(2**7), 2**7 - 1),
+    "unsigned_long": _integer_in(0, 2**64 - 1),
+    "double": _number, "float": _number, "half_float": _number, "scaled_float": _number,
+    "boolean": lambda v: isinstance(v, bool) or v in ("true", "false", ""),
+    "keyword": lambda v: isinstance(v, _SCALAR), "text": lambda v: isinstance(v, _SCALAR),
+    "match_only_text": lambda v: isinstance(v, _SCALAR), "wildcard": lambda v: isinstance(v, _SCALAR),
+    "semantic_text": lambda v: isinstance(v, str),
+    "date": lambda v: isinstance(v, str | int) and not isinstance(v, bool),
+    "date_nanos": lambda v: isinstance(v, str | int) and not isinstance(v, bool),
+    "ip": lambda v: isinstance(v, str),
+    "object": lambda v: isinstance(v, dict), "flattened": lambda v: isinstance(v, dict),
+}
+WHOLE_VALUE = {  # types whose value is itself a list or an object (not checked element by element)
+    "dense_vector": lambda v: isinstance(v, str) or (isinstance(v, list) and all(_number(x) for x in v)),
+    "nested": lambda v: isinstance(v, dict) or (isinstance(v, list) and all(isinstance(x, dict) for x in v)),
+}
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def mapping_errors(doc: dict[str, Any], properties: dict[str, Any], dynamic: Any, prefix: str = "") -> list[str]:
+    """Why a document does not fit `properties` (nested objects walked, dotted keys expanded)."""
+    errors = []
+    for key, value in doc.items():
+        head, _, rest = key.partition(".")
+        if rest and head not in doc:  # "a.b": 1 is the object {"a": {"b": 1}} to Elasticsearch
+            key, value = head, {rest: value}
+        path = f"{prefix}{key}"
+        field = properties.get(key) if isinstance(properties, dict) else None
+        if not isinstance(field, dict):
+            if str(dynamic).lower() == "strict":
+                errors.append(f"field {path!r} is not in the mapping and the mapping is dynamic: strict")
+            continue
+        ftype = field.get("type", "object" if "properties" in field else None)
+        if value is None:
+            continue
+        if ftype in WHOLE_VALUE:
+            if not WHOLE_VALUE[ftype](value):
+                errors.append(f"field {path!r}: {_short(value)} is not a valid {ftype}")
+            continue
+        for item in value if isinstance(value, list) else [value]:
+            if item is None:
+                continue
+            if ftype in ("object", None) and isinstance(item, dict):
+                errors += mapping_errors(item, field.get("properties", {}), field.get("dynamic", dynamic), f"{path}.")
+            elif ftype in ACCEPTS and not ACCEPTS[ftype](item):
+                errors.append(f"field {path!r}: {_short(item)} is not a valid {ftype}")
+    return errors
+
+
+def check_documents(resource: Resource, resources: dict[str, Resource]) -> list[Problem]:
+    """Load-time checks of a documents resource's data (skipped for URLs: nothing touches the network here)."""
+    spec = resource.spec
+    where = resource.line_of("spec.source")
+    if is_url(spec["source"]):
+        return []
+    fmt = data_format(resource)
+    path = Path(resolve_source(resource))
+    shown = display_path(path)
+    try:
+        docs = read_documents(path, fmt)
+    except DataFileError as exc:
+        file, line = (shown, exc.line) if exc.line else (where.file, where.line)
+        message = exc.message if exc.line else f"{exc.message}: {shown}"
+        return [Problem(file, line, message, exc.hint + f" (data of {resource.key}, declared at {where})")]
+
+    problems: list[Problem] = []
+    id_field, seen = spec["id_field"], {}
+    index = resources.get(f"index/{spec['index']}")
+    mappings = (index.spec.get("mappings") or {}) if index else {}
+    for line, doc in docs:
+        if not isinstance(doc, dict):
+            problems.append(Problem(shown, line, "a document must be a JSON object", "remove or fix this entry"))
+            continue
+        doc_id = field_value(doc, id_field)
+        if doc_id is None or doc_id == "":
+            problems.append(Problem(shown, line, f"document has no id field {id_field!r}",
+                                    f"add {id_field!r} to every document, or change spec.id_field at {where}"))
+        elif isinstance(doc_id, bool) or not isinstance(doc_id, str | int):
+            problems.append(Problem(shown, line, f"id field {id_field!r} must be a string or an integer",
+                                    "use a scalar id so re-applying overwrites the same document"))
+        elif len(str(doc_id).encode()) > MAX_ID_BYTES:
+            problems.append(Problem(shown, line, f"id is longer than {MAX_ID_BYTES} bytes", "use a shorter id"))
+        elif str(doc_id) in seen:
+            problems.append(Problem(shown, line, f"duplicate id {str(doc_id)!r} (first at line {seen[str(doc_id)]})",
+                                    "ids must be unique: the later document would silently replace the earlier"))
+        else:
+            seen[str(doc_id)] = line
+        if index:
+            for error in mapping_errors(doc, mappings.get("properties") or {}, mappings.get("dynamic", True)):
+                problems.append(Problem(shown, line, error,
+                                        f"fix the document or the mapping of {index.key} at "
+                                        f"{index.line_of('spec.mappings')}"))
+    if len(problems) > MAX_PROBLEMS_PER_FILE:
+        rest = len(problems) - MAX_PROBLEMS_PER_FILE
+        problems = problems[:MAX_PROBLEMS_PER_FILE] + [
+            Problem(shown, None, f"... and {rest} more problems in this file", "fix the ones above first")]
+    return problems

@@ -1,0 +1,181 @@
+"""Manifest loading: render (Jinja), parse (YAML with line numbers), validate, and return Resources.
+
+Everything happens before any client exists and nothing touches the network: a broken manifest set raises one
+ManifestError listing every problem in every file, each at its file and line, with what to do.
+
+Entry points: `load_manifests(...)` (validate/plan/apply) and `render_manifests(...)` (`invoke render`).
+Defaults: `.env` files are read from `env_file_dir`, by default the manifests folder's parent (the project root);
+templates come from `templates/` beside the manifests folder.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from provisioning.errors import ManifestError, Problem
+from provisioning.model import Resource
+from provisioning.rendering import Rendered, Renderer, display_path, manifest_files
+from provisioning.variables import load_variables
+
+__all__ = ["load_manifests", "render_manifests", "Document", "parse_yaml_documents"]
+
+
+@dataclass
+class Document:
+    """One YAML document of a manifest file, as plain Python values with the source line of every key."""
+
+    file: str  # display path of the manifest
+    value: Any
+    line: int  # line of the document's first node
+    lines: dict[str, int] = field(default_factory=dict)  # dotted path -> source line
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader whose timestamps stay strings (Elasticsearch wants the text, and JSON has no dates)."""
+
+
+_Loader.add_constructor("tag:yaml.org,2002:timestamp", lambda loader, node: loader.construct_scalar(node))
+
+
+def _build(loader: _Loader, node: yaml.Node, path: str, lines: dict[str, int], problems: list[tuple[int, str, str]],
+           to_line) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key, line = _key(loader, key_node), to_line(key_node.start_mark.line + 1)
+            if key in seen:
+                # PyYAML keeps the last value silently; that hides a mistake, so it is an error here
+                problems.append((line, f"duplicate key {key!r} (first at line {seen[key]})",
+                                 "remove one of them: YAML would silently keep only the last"))
+            else:
+                seen[key] = line
+        loader.flatten_mapping(node)  # `<<: *anchor` merges, explicit keys winning
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = _key(loader, key_node)
+            child = f"{path}.{key}" if path else key
+            lines.setdefault(child, to_line(key_node.start_mark.line + 1))
+            result[key] = _build(loader, value_node, child, lines, problems, to_line)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        items = []
+        for i, item in enumerate(node.value):
+            child = f"{path}.{i}" if path else str(i)
+            lines.setdefault(child, to_line(item.start_mark.line + 1))
+            items.append(_build(loader, item, child, lines, problems, to_line))
+        return items
+    return loader.construct_object(node, deep=True)
+
+
+def _key(loader: _Loader, node: yaml.Node) -> str:
+    """A mapping key as a string (JSON and Elasticsearch keys are strings): `on:` or `1:` stay as written."""
+    key = loader.construct_object(node, deep=True)
+    if isinstance(key, str):
+        return key
+    return node.value if isinstance(node, yaml.ScalarNode) else str(key)
+
+
+def parse_yaml_documents(text: str, file: str, to_line=lambda n: n) -> tuple[list[Document], list[Problem]]:
+    """Every document of a YAML stream with the line of each key; `to_line` maps a rendered line to a source line.
+    A syntax error ends the file (the stream cannot be resumed) and is reported at its line."""
+    documents, problems = [], []
+    loader = _Loader(text)
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            if node is None:
+                continue
+            lines: dict[str, int] = {}
+            found: list[tuple[int, str, str]] = []
+            value = _build(loader, node, "", lines, found, to_line)
+            problems += [Problem(file, line, message, hint) for line, message, hint in found]
+            if value is None:  # an empty document (a stray `---`)
+                continue
+            documents.append(Document(file, value, to_line(node.start_mark.line + 1), lines))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        what = " ".join(p for p in (exc.context, exc.problem) if p)
+        problems.append(Problem(file, to_line(mark.line + 1) if mark else None, f"YAML syntax error: {what}",
+                                "check indentation and quoting at this line (no tabs; quote values containing "
+                                "': ', ' #', or starting with a special character)"))
+    except yaml.YAMLError as exc:
+        problems.append(Problem(file, None, f"YAML error: {exc}", "check the file is valid YAML"))
+    finally:
+        loader.dispose()
+    return documents, problems
+
+
+def _render_all(manifest_dir: str | Path, environment: str | None, variables: Mapping[str, str] | Iterable[str] | None,
+                env_file_dir: str | Path | None) -> tuple[list[Rendered], list[Problem], int]:
+    folder = Path(manifest_dir)
+    if not folder.is_dir():
+        return [], [Problem(display_path(folder), None, "manifests folder not found",
+                            "create it or pass the right folder (e.g. --manifests manifests)")], 1
+    files = manifest_files(folder)
+    if not files:
+        return [], [Problem(display_path(folder), None, "no manifest files (*.yaml, *.yaml.j2) in this folder",
+                            "add manifests or pass the right folder")], 1
+    values = load_variables(env_file_dir if env_file_dir is not None else folder.resolve().parent, environment,
+                            variables)
+    renderer = Renderer(folder, values)
+    rendered, problems, failed = [], [], 0
+    for path in files:
+        try:
+            result, found = renderer.render(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            result, found = None, [Problem(display_path(path), None, f"cannot read manifest: {exc}",
+                                           "check the file is readable UTF-8 text")]
+        problems += found
+        if result is None:
+            failed += 1
+        else:
+            rendered.append(result)
+    return rendered, problems, failed
+
+
+def render_manifests(manifest_dir: str | Path, *, environment: str | None = None,
+                     variables: Mapping[str, str] | Iterable[str] | None = None,
+                     env_file_dir: str | Path | None = None) -> dict[str, str]:
+    """The rendered text of every manifest file by display path, in file order (for `invoke render`)."""
+    rendered, problems, _ = _render_all(manifest_dir, environment, variables, env_file_dir)
+    if problems:
+        raise ManifestError(problems)
+    return {display_path(r.path): r.text for r in rendered}
+
+
+def load_manifests(manifest_dir: str | Path, *, environment: str | None = None,
+                   variables: Mapping[str, str] | Iterable[str] | None = None,
+                   env_file_dir: str | Path | None = None) -> list[Resource]:
+    """Render, parse and validate every manifest; the declared Resources in file order, or one ManifestError.
+
+    `variables` is the --var dict (or the raw "key=value" strings). Reference policy: an explicit depends_on must
+    name a declared resource; references inferred from a spec (a documents/check index, an endpoint's model, a
+    semantic_text inference_id) may name objects that already exist in the cluster, so they are resolved at plan time.
+    """
+    from provisioning.validation import validate_documents  # late: validation imports the kind registry
+
+    rendered, problems, failed = _render_all(manifest_dir, environment, variables, env_file_dir)
+    documents: list[Document] = []
+    for item in rendered:
+        docs, found = parse_yaml_documents(item.text, display_path(item.path), item.source_line)
+        documents += docs
+        problems += found
+        failed += any(p.message.startswith("YAML") for p in found)  # the stream stopped: declarations may be missing
+    resources, found = validate_documents(documents, complete=not failed)
+    problems += found
+    if problems:
+        raise ManifestError(_ordered(problems))
+    return resources
+
+
+def _ordered(problems: list[Problem]) -> list[Problem]:
+    """Deduplicated, by file then line (stable for problems without a line)."""
+    unique = list(dict.fromkeys(problems))
+    return sorted(unique, key=lambda p: (p.file, p.line or 0))

@@ -1,0 +1,66 @@
+"""Template variables: `.env`, then `.env.<environment>` over it (python-dotenv), under the real process environment;
+`--var key=value` wins over all of them. No I/O beyond reading the two dotenv files."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from provisioning.errors import ManifestError, Problem
+
+DEFAULT_ENVIRONMENT = "default"
+
+
+@dataclass
+class Variables:
+    env: dict[str, str]  # the process environment after .env files (real variables win)
+    var: dict[str, str]  # --var key=value
+    environment: str = DEFAULT_ENVIRONMENT
+    env_files: list[str] = field(default_factory=list)  # the dotenv files read, for hints
+
+    def context(self) -> dict[str, Any]:
+        """What templates see: env and var as top-level names too, --var winning; `env`, `var`, `environment`."""
+        return {**self.env, **self.var, "env": self.env, "var": self.var, "environment": self.environment}
+
+
+def parse_var_options(items: Iterable[str] | None) -> dict[str, str]:
+    """`--var key=value` options (repeatable) into a dict; the value may contain '='."""
+    result, problems = {}, []
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            problems.append(Problem("--var", None, f"--var {item!r} is not key=value", "write --var NAME=value"))
+            continue
+        result[key.strip()] = value
+    if problems:
+        raise ManifestError(problems)
+    return result
+
+
+def load_variables(env_file_dir: str | Path, environment: str | None = None,
+                   variables: Mapping[str, str] | Iterable[str] | None = None) -> Variables:
+    """dotenv files from `env_file_dir` (.env, then .env.<environment>), the real environment over them, and --var."""
+    environment = environment or DEFAULT_ENVIRONMENT
+    merged: dict[str, str] = {}
+    read = []
+    for name in (".env", f".env.{environment}"):
+        path = Path(env_file_dir) / name
+        if path.is_file():
+            read.append(str(path))
+            # empty values count as unset (.env.example); a bare `KEY` line gives None in python-dotenv
+            merged.update({k: v for k, v in dotenv_values(path).items() if v})
+    merged.update({k: v for k, v in os.environ.items() if v})  # the real environment wins over the files
+    if variables is None:
+        var = {}
+    elif isinstance(variables, Mapping):
+        var = {str(k): str(v) for k, v in variables.items()}
+    else:
+        var = parse_var_options(variables)
+    # sorted so that a template iterating over env/var renders the same whatever the insertion order
+    return Variables(env=dict(sorted(merged.items())), var=dict(sorted(var.items())), environment=environment,
+                     env_files=read)
