@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
@@ -168,10 +169,21 @@ class Sandbox:
 
     def _is_write(self, request: Request) -> bool:
         try:
-            index, _ = self.url_map.bind_to_environ(request.environ).match()
+            index, _ = self._match(request)
         except Exception:
             return request.method not in ("GET", "HEAD")
         return self.routes[index].is_write(request.method)
+
+    def _match(self, request: Request) -> tuple[int, dict[str, Any]]:
+        """Match a route; an encoded slash (%2F) stays inside its path segment, as ES treats it (date-math index
+        names such as <logs-{now/d}> arrive as %3Clogs-%7Bnow%2Fd%7D%3E)."""
+        adapter = self.url_map.bind_to_environ(request.environ)
+        raw_path = (request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or "").split("?", 1)[0]
+        if "%2f" not in raw_path.lower():
+            return adapter.match()
+        path = "/".join(unquote(part).replace("/", "\x00") for part in raw_path.split("/"))
+        index, params = adapter.match(path_info=path)
+        return index, {k: v.replace("\x00", "/") if isinstance(v, str) else v for k, v in params.items()}
 
     @staticmethod
     def _drop(environ: dict[str, Any]) -> None:
@@ -203,7 +215,7 @@ class Sandbox:
     def _dispatch(self, request: Request) -> Response:
         try:
             try:
-                index, params = self.url_map.bind_to_environ(request.environ).match()
+                index, params = self._match(request)
             except (NotFound, MethodNotAllowed) as exc:
                 raise Unsupported(request.method, request.path) from exc
             route = self.routes[index]
