@@ -1,3 +1,69 @@
-"""Routes of this API area."""
+"""HTTP routes of the inference API (`/_inference/...`). Rules live in store.py and create.py."""
 
-ROUTES: list = []
+from __future__ import annotations
+
+from typing import Any
+
+from sandbox.errors import EsError
+from sandbox.http import EsRequest, Route
+from sandbox.inference.store import InferenceStore, check_task_type
+
+# ES's test_reranking_service scores inputs that all parse as floats with their value (services.test_rerank_scores)
+CLUSTER_FEATURES = {"test_reranking_service.parse_text_as_score"}
+
+
+def _store(sb: Any) -> InferenceStore:
+    return sb.cluster.inference
+
+
+def _body(req: EsRequest) -> dict[str, Any]:
+    body = req.json({})
+    if not isinstance(body, dict):
+        raise EsError("request body must be a JSON object", status=400, type="x_content_parse_exception")
+    return body
+
+
+def put_endpoint(sb: Any, req: EsRequest, inference_id: str, task_type: str | None = None) -> dict:
+    return _store(sb).put(inference_id, task_type, _body(req))
+
+
+def get_endpoints(sb: Any, req: EsRequest, inference_id: str | None = None, task_type: str | None = None) -> dict:
+    return {"endpoints": _store(sb).get(inference_id, task_type)}
+
+
+def get_by_task_type(sb: Any, req: EsRequest, task_type: str) -> dict:
+    """GET /_inference/{x}: x is a task type when it names one (then: all endpoints of that type), else an id."""
+    try:
+        check_task_type(task_type)
+    except EsError:
+        return {"endpoints": _store(sb).get(task_type)}
+    return {"endpoints": _store(sb).get(None, task_type)}
+
+
+def delete_endpoint(sb: Any, req: EsRequest, inference_id: str, task_type: str | None = None) -> dict:
+    return _store(sb).delete(inference_id, task_type, force=req.flag("force"), dry_run=req.flag("dry_run"))
+
+
+def update_endpoint(sb: Any, req: EsRequest, inference_id: str, task_type: str | None = None) -> dict:
+    return _store(sb).update(inference_id, task_type, _body(req))
+
+
+def perform(sb: Any, req: EsRequest, inference_id: str, task_type: str | None = None) -> dict:
+    return _store(sb).infer(inference_id, task_type, _body(req))
+
+
+ROUTES = [
+    Route(("GET",), "/_inference", get_endpoints),
+    Route(("GET",), "/_inference/_all", get_endpoints),
+    Route(("GET",), "/_inference/<task_type>", get_by_task_type),
+    Route(("GET",), "/_inference/<task_type>/_all", lambda sb, req, task_type: get_endpoints(sb, req, None, task_type)),
+    Route(("GET",), "/_inference/<task_type>/<inference_id>", get_endpoints),
+    Route(("PUT",), "/_inference/<inference_id>", put_endpoint),
+    Route(("PUT",), "/_inference/<task_type>/<inference_id>", put_endpoint),
+    Route(("PUT", "POST"), "/_inference/<inference_id>/_update", update_endpoint),
+    Route(("PUT", "POST"), "/_inference/<task_type>/<inference_id>/_update", update_endpoint),
+    Route(("DELETE",), "/_inference/<inference_id>", delete_endpoint),
+    Route(("DELETE",), "/_inference/<task_type>/<inference_id>", delete_endpoint),
+    Route(("POST",), "/_inference/<inference_id>", perform, writes=False),
+    Route(("POST",), "/_inference/<task_type>/<inference_id>", perform, writes=False),
+]

@@ -1,0 +1,111 @@
+"""Inference services: how each `service` validates its settings and answers inference.
+
+- `elasticsearch` (and its old name `elser`): runs a trained model deployed on the simulated ML node.
+- `test_reranking_service` / `test_service`: Elasticsearch's own TEST plugins (x-pack/plugin/inference/qa/
+  test-service-plugin), present only so ES's YAML tests run here; a real cluster has them only in ES's test builds.
+- every other known service (openai, cohere, ...): stored with its secrets; calling it fails, as the sandbox has
+  no network to reach the provider.
+Evidence: es-api-semantics.md §3.1, §3.6; ES ElasticsearchInternalServiceSettings, TestRerankingServiceExtension.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from sandbox.errors import EsError, StatusException
+
+TASK_TYPES = ("text_embedding", "sparse_embedding", "rerank", "completion", "chat_completion", "any")
+ELASTICSEARCH = ("elasticsearch", "elser")
+TEST_SERVICES = ("test_reranking_service", "test_service")
+# Known third-party services and the secret keys each keeps out of GET responses.
+EXTERNAL_SECRETS: dict[str, tuple[str, ...]] = {
+    "openai": ("api_key",), "cohere": ("api_key",), "hugging_face": ("api_key",), "azureopenai": ("api_key",
+                                                                                                   "entra_id"),
+    "azureaistudio": ("api_key",), "googleaistudio": ("api_key",), "googlevertexai": ("service_account_json",),
+    "mistral": ("api_key",), "anthropic": ("api_key",), "amazonbedrock": ("access_key", "secret_key"),
+    "alibabacloud-ai-search": ("api_key",), "watsonxai": ("api_key",), "jinaai": ("api_key",),
+    "voyageai": ("api_key",), "deepseek": ("api_key",), "elastic": (), "custom": ("secret_parameters",),
+    "amazon_sagemaker": ("access_key", "secret_key"), "llama": ("api_key",), "ai21": ("api_key",),
+}
+SECRET_KEYS = {"api_key", "secret_key", "access_key", "service_account_json", "entra_id", "secret_parameters"}
+DEFAULT_CHUNKING = {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1}
+_ES_SETTINGS = {"model_id", "num_allocations", "num_threads", "adaptive_allocations", "deployment_id",
+                "long_document_strategy", "max_chunks_per_doc"}
+
+
+def known_service(service: str) -> bool:
+    return service in ELASTICSEARCH or service in TEST_SERVICES or service in EXTERNAL_SECRETS
+
+
+def split_secrets(settings: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    public = {k: v for k, v in settings.items() if k not in SECRET_KEYS}
+    secrets = {k: v for k, v in settings.items() if k in SECRET_KEYS}
+    return public, secrets
+
+
+def unknown_settings(service: str, extra: dict[str, Any]) -> StatusException:
+    # ES ServiceUtils.throwIfNotEmptyMap; the map is printed Java-style {k=v}
+    # secret values are never echoed, even where ES would print them
+    shown = ", ".join(f"{k}={'<redacted>' if k in SECRET_KEYS else v}" for k, v in extra.items())
+    return StatusException(f"Configuration contains settings [{{{shown}}}] unknown to the [{service}] service", 400)
+
+
+def validation_error(*problems: str) -> EsError:
+    numbered = "".join(f"{i}: {p};" for i, p in enumerate(problems, 1))
+    return EsError(f"Validation Failed: {numbered}", status=400, type="validation_exception")
+
+
+def parse_elasticsearch_settings(settings: dict[str, Any], task_type: str) -> dict[str, Any]:
+    """ElasticsearchInternalServiceSettings.fromRequestMap: num_threads required (power of 2, at most 32) unless
+    attaching to a deployment; num_allocations or adaptive_allocations; unknown keys refused."""
+    extra = {k: v for k, v in settings.items() if k not in _ES_SETTINGS}
+    if extra:
+        raise unknown_settings("elasticsearch", extra)
+    problems = []
+    if settings.get("deployment_id") is None:
+        if settings.get("model_id") is None:
+            problems.append("[service_settings] does not contain the required setting [model_id]")
+        threads = settings.get("num_threads")
+        if threads is None:
+            problems.append("[service_settings] does not contain the required setting [num_threads]")
+        elif not isinstance(threads, int) or threads < 1 or threads > 32 or threads & (threads - 1):
+            problems.append(f"Invalid value [{threads}]. [num_threads] must be a power of 2 between 1 and 32")
+        adaptive = settings.get("adaptive_allocations")
+        allocations = settings.get("num_allocations")
+        if allocations is None and not (adaptive and adaptive.get("enabled")):
+            problems.append("[service_settings] does not contain one of the required settings [num_allocations, "
+                            "adaptive_allocations]")
+        if allocations is not None and (not isinstance(allocations, int) or allocations < 1):
+            problems.append(f"Invalid value [{allocations}]. [num_allocations] must be a positive integer")
+    strategy = settings.get("long_document_strategy")
+    if strategy is not None and (task_type != "rerank" or strategy not in ("truncate", "chunk")):
+        problems.append(f"Invalid value [{strategy}] received. [long_document_strategy] must be one of "
+                        f"[chunk, truncate]" if task_type == "rerank"
+                        else "[long_document_strategy] is only supported for the rerank task")
+    if problems:
+        raise validation_error(*problems)
+    return dict(settings)
+
+
+def test_rerank_scores(query: str, texts: list[str]) -> list[float]:
+    """ES TestRerankingServiceExtension: the score is float(text) when every input parses as a float; otherwise
+    scores start at a pseudo-random minimum in [-1, 1) and step by 0.2, the last input scoring highest."""
+    try:
+        return [float(t) for t in texts]
+    except ValueError:
+        seed = int(hashlib.sha256(query.encode()).hexdigest()[:8], 16)
+        minimum = (seed % 2000) / 1000 - 1
+        return [minimum + 0.2 * i for i in range(len(texts))]
+
+
+def test_sparse_embedding(text: str) -> dict[str, float]:
+    """Stand-in for ES's test_service sparse embeddings: a few deterministic weighted features per text."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return {f"feature_{i}": round(1 + digest[i] / 255, 4) for i in range(5)}
+
+
+def external_failure(service: str, inference_id: str) -> StatusException:
+    """A stored third-party endpoint cannot be called: there is no network to reach the provider."""
+    return StatusException(f"Failed to send request to the [{service}] service for inference endpoint "
+                           f"[{inference_id}]: the sandbox has no network access to third-party providers", 500)
