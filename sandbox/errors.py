@@ -28,19 +28,36 @@ class EsError(Exception):
         # ES uses dotted keys such as "resource.type"; pass them with a dict: **{"resource.type": "x"}
         self.extra = extra
 
-    def cause_dict(self) -> dict[str, Any]:
+    def cause_dict(self, error_trace: bool = False) -> dict[str, Any]:
         body: dict[str, Any] = {"type": self.type, "reason": self.reason, **self.extra}
         if self.caused_by is not None:
-            body["caused_by"] = self.caused_by.cause_dict()
+            body["caused_by"] = self.caused_by.cause_dict(error_trace)
+        if error_trace:
+            body["stack_trace"] = self.stack_trace()
         return body
+
+    def java_line(self) -> str:
+        return f"{java_class(self.type)}: {self.reason}"
+
+    def stack_trace(self) -> str:
+        """What `?error_trace=true` adds to each cause: Java's Throwable.toString() and its "Caused by:" chain.
+        ES: ElasticsearchException#toXContent writes ExceptionsHelper.stackTrace(e). The sandbox has no Java
+        frames, so only the exception lines are given."""
+        lines, cause = [self.java_line()], self.caused_by
+        while cause is not None:
+            lines.append(f"Caused by: {cause.java_line()}")
+            cause = cause.caused_by
+        return "\n".join(lines)
 
     def root_cause(self) -> EsError:
         return self.caused_by.root_cause() if self.caused_by is not None else self
 
-    def body(self) -> dict[str, Any]:
+    def body(self, error_trace: bool = False) -> dict[str, Any]:
         root = self.root_cause()
         root_body = {"type": root.type, "reason": root.reason, **root.extra}
-        error = {"root_cause": [root_body], **self.cause_dict()}
+        if error_trace:
+            root_body["stack_trace"] = root.stack_trace()
+        error = {"root_cause": [root_body], **self.cause_dict(error_trace)}
         return {"error": error, "status": self.status}
 
 
@@ -51,8 +68,27 @@ class RawError(EsError):
         super().__init__(str(body), status=status)
         self._body = body
 
-    def body(self) -> dict[str, Any]:
+    def body(self, error_trace: bool = False) -> dict[str, Any]:
         return self._body
+
+
+# Java classes behind ES error types whose name is not org.elasticsearch.<CamelCase> (ElasticsearchException
+# derives the type from the class name: getExceptionName() = snake_case of the simple name).
+_JAVA_CLASSES = {
+    "illegal_argument_exception": "java.lang.IllegalArgumentException",
+    "illegal_state_exception": "java.lang.IllegalStateException",
+    "x_content_parse_exception": "org.elasticsearch.xcontent.XContentParseException",
+    "index_not_found_exception": "org.elasticsearch.index.IndexNotFoundException",
+    "resource_already_exists_exception": "org.elasticsearch.ResourceAlreadyExistsException",
+    "resource_not_found_exception": "org.elasticsearch.ResourceNotFoundException",
+    "status_exception": "org.elasticsearch.ElasticsearchStatusException",
+}
+
+
+def java_class(es_type: str) -> str:
+    if es_type in _JAVA_CLASSES:
+        return _JAVA_CLASSES[es_type]
+    return "org.elasticsearch." + "".join(part.capitalize() for part in es_type.split("_"))
 
 
 class IllegalArgument(EsError):

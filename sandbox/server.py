@@ -223,11 +223,11 @@ class Sandbox:
                 result = route.handler(self, EsRequest(request), **params)
             reply = result if isinstance(result, Reply) else Reply(result)
         except EsError as error:
-            reply = Reply(error.body(), error.status, error.headers)
+            reply = Reply(error.body(_error_trace(request)), error.status, error.headers)
         except Exception as exc:  # a sandbox bug: answer like ES does for an unexpected failure
             log.exception("sandbox handler failed for %s %s", request.method, request.path)
             error = EsError(f"sandbox internal error: {type(exc).__name__}: {exc}", status=500)
-            reply = Reply(error.body(), 500)
+            reply = Reply(error.body(_error_trace(request)), 500)
         return self._json_response(request, reply.body, reply.status, reply.headers)
 
     @staticmethod
@@ -238,6 +238,10 @@ class Sandbox:
         for key, value in (headers or {}).items():
             response.headers[key] = value
         return response
+
+
+def _error_trace(request: Request) -> bool:
+    return request.args.get("error_trace", "false").lower() in ("true", "")
 
 
 def main(argv: list[str] | None = None) -> None:

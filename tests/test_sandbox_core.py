@@ -130,3 +130,11 @@ def test_basic_auth():
             Elasticsearch(server.url, basic_auth=("elastic", "nope")).info()
     finally:
         server.stop()
+
+
+def test_error_trace_adds_java_exception_lines_like_es(sandbox):
+    status, _, plain = raw(sandbox.url + "/missing-index")
+    assert status == 404 and "stack_trace" not in plain["error"]
+    status, _, traced = raw(sandbox.url + "/missing-index?error_trace=true")
+    assert traced["error"]["stack_trace"].startswith("org.elasticsearch.index.IndexNotFoundException: no such index")
+    assert traced["error"]["root_cause"][0]["stack_trace"] == traced["error"]["stack_trace"]

@@ -149,6 +149,9 @@ def call(client: Elasticsearch, ctx: Context, do: dict, trace: list[Exchange]) -
     for old, new in PARAM_RENAMES.items():
         if old in params:
             params[new] = params.pop(old)
+    # ES ClientYamlTestExecutionContext#callApi: requestParams.putIfAbsent("error_trace", "true"), so catch
+    # regexes may match the Java exception lines of `stack_trace`.
+    params.setdefault("error_trace", True)
     if "body" in params:
         params["body"] = _decode_body(params["body"])
 
