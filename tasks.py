@@ -19,3 +19,340 @@ def sandbox(c, port=9200, state_file=None, version=None):
 
     argv = ["--port", str(port)] + (["--state-file", state_file] if state_file else [])
     main(argv + (["--version", version] if version else []))
+
+
+# FOLDER is a flag (`-f`): Invoke's positional arguments are always required, and the default suite must run
+# with a bare `invoke conformance`.
+@task(help={
+    "folder": "a folder of Elasticsearch YAML REST tests, or one file (default ../shared/es-yaml-tests)",
+    "url": "run against this cluster instead of a fresh sandbox; it is WIPED between tests",
+    "verbose": "show the requests and responses of failures, and every skip with its reason",
+    "name": "only the tests whose name contains this text",
+})
+def conformance(c, folder=None, url=None, verbose=False, name=None):
+    """Run Elasticsearch's YAML REST tests against a fresh sandbox (or --url); exit 1 when any test fails."""
+    from invoke import Exit
+
+    from tests.conformance.runner import execute
+
+    raise Exit(code=execute(folder, url, verbose=verbose, name_filter=name))
+
+
+# ---- the engine tasks ------------------------------------------------------------------------------------------
+# Every task below: parse options -> one engine call -> print -> exit code. ProvisioningError subclasses become
+# `Exit(message, code)` in ONE place (_engine_task). Secrets are never printed: messages name variables only.
+import functools  # noqa: E402
+import os  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent
+SANDBOX_STATE = Path(os.environ.get("ES_STACK_SANDBOX_STATE") or ROOT / ".cache" / "sandbox-state.json")
+
+COMMON_HELP = {
+    "env": "environment name: reads .env.<env> over .env (default: default)",
+    "var": "template variable NAME=value (repeatable; wins over the environment)",
+    "manifests": "folder of manifests (default: manifests/)",
+    "stack": "stack name the ledger records ownership under (default: $ES_STACK_NAME or 'default')",
+    "sandbox": "use an in-process local sandbox (state kept in .cache/sandbox-state.json) instead of a cluster",
+}
+ITERABLE = ["var"]
+OFFLINE_HELP = {k: COMMON_HELP[k] for k in ("env", "var", "manifests")}
+
+
+def _engine_task(fn):
+    """Turns engine errors into one message and exit code (the only place that does)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from elastic_transport import TransportError
+        from invoke import Exit
+
+        from provisioning import ProvisioningError
+
+        # a cancelled CI job gets SIGTERM: unwind like Ctrl-C so the stack lock is released
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+        try:
+            return fn(*args, **kwargs)
+        except ProvisioningError as exc:
+            raise Exit(f"error: {exc}", code=exc.exit_code) from None
+        except TransportError as exc:  # no HTTP answer at all (after the client's retries)
+            raise Exit(f"error: cannot reach Elasticsearch: {exc.message}", code=1) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted (the stack lock, if taken, was released)", code=130) from None
+
+    return wrapper
+
+
+class _Session:
+    """Resources, variables and (lazily) a context for one task run."""
+
+    def __init__(self, env=None, var=None, manifests=None, stack=None, sandbox=False):
+        from provisioning.variables import load_variables
+
+        self.env, self.var = env, list(var or [])
+        self.manifests = Path(manifests or "manifests")
+        self.variables = load_variables(ROOT, env, self.var)
+        self.stack = stack or self.variables.env.get("ES_STACK_NAME") or "default"
+        self.use_sandbox = sandbox
+        self._sandbox = None
+
+    def resources(self):
+        from provisioning import load_manifests
+
+        return load_manifests(self.manifests, environment=self.env, variables=self.var, env_file_dir=ROOT)
+
+    def context(self, **options):
+        from provisioning import Options, Reporter, connect, describe_target, make_context
+
+        url = None
+        if self.use_sandbox:
+            import logging
+
+            from sandbox.server import Sandbox
+
+            logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request access log in task output
+            SANDBOX_STATE.parent.mkdir(parents=True, exist_ok=True)
+            self._sandbox = Sandbox(state_file=SANDBOX_STATE).start()
+            url = self._sandbox.url
+            print(f"using the local sandbox (not a real cluster) at {url}, state in {SANDBOX_STATE}",
+                  file=sys.stderr)
+        client = connect(self.variables.env, url=url)
+        print(f"cluster: {describe_target(self.variables.env, url=url)}  stack: {self.stack}", file=sys.stderr)
+        return make_context(client, stack=self.stack, options=Options(**options), reporter=Reporter(),
+                            environ=self.variables.env)
+
+    def close(self):
+        if self._sandbox is not None:
+            self._sandbox.stop()
+
+
+def _run(session_args, body):
+    session = _Session(**session_args)
+    try:
+        return body(session)
+    finally:
+        session.close()
+
+
+def _confirm(what):
+    def confirm(plan):
+        print(f"\nDo you want to {what}? Only 'yes' will be accepted: ", end="", flush=True)
+        return sys.stdin.readline().strip() == "yes"
+    return confirm
+
+
+def _guard_interactive(yes, what):
+    """On a terminal, ask; elsewhere require --yes (a pipeline must say so explicitly)."""
+    from provisioning import Refused
+
+    if yes:
+        return lambda plan: True
+    if not sys.stdin.isatty():
+        def refuse(plan):
+            raise Refused(f"not running on a terminal: pass --yes to {what} without a confirmation prompt")
+        return refuse
+    return _confirm(what)
+
+
+def _show(json_output):
+    from provisioning import plan_to_json, render_plan
+
+    def show(plan):
+        print(plan_to_json(plan) if json_output else render_plan(plan, color=sys.stdout.isatty()), end="\n")
+    return show
+
+
+def _finish(result, what):
+    from invoke import Exit
+
+    from provisioning import render_checks
+
+    if result is None:
+        raise Exit(f"{what} cancelled; nothing was changed", code=1)
+    print(f"{what} complete: {len(result.applied)} changes applied.")
+    if result.checks:
+        print(render_checks(result.checks))
+        if result.checks_failed:
+            raise Exit(f"{what} succeeded but {sum(not c.ok for c in result.checks)} checks failed", code=1)
+
+
+@task(iterable=ITERABLE, help=OFFLINE_HELP)
+@_engine_task
+def render(c, env=None, var=None, manifests=None):
+    """Print the manifests after Jinja rendering (no cluster needed)."""
+    from provisioning import render_manifests
+
+    session = _Session(env, var, manifests)
+    for file, text in render_manifests(session.manifests, environment=env, variables=session.var,
+                                       env_file_dir=ROOT).items():
+        print(f"# ---- {file}\n{text.rstrip()}\n")
+
+
+@task(iterable=ITERABLE, help=OFFLINE_HELP)
+@_engine_task
+def validate(c, env=None, var=None, manifests=None):
+    """Render and validate the manifests; report every problem with file and line (no cluster needed)."""
+    resources = _Session(env, var, manifests).resources()
+    print(f"{len(resources)} resources valid: " + ", ".join(r.key for r in resources))
+
+
+@task(iterable=ITERABLE, help={**COMMON_HELP, "json": "print the plan as JSON for machines",
+                               "detailed_exitcode": "exit 0 when there are no changes, 2 when there are, 1 on errors"})
+@_engine_task
+def plan(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=False, detailed_exitcode=False):
+    """Show what apply would change (read-only)."""
+    from invoke import Exit
+
+    from provisioning import make_plan
+
+    def body(session):
+        resources = session.resources()
+        ctx = session.context()
+        result = make_plan(resources, ctx)
+        _show(json)(result)
+        if ctx.ledger.lock_holder:
+            print(f"note: the stack is locked by {ctx.ledger.lock_holder.get('holder')} "
+                  f"since {ctx.ledger.lock_holder.get('acquired_at')}", file=sys.stderr)
+        if detailed_exitcode and result.has_changes:
+            raise Exit(code=2)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+
+
+@task(iterable=ITERABLE, help={**COMMON_HELP, "yes": "apply without asking (required when not on a terminal)",
+                               "parallelism": "independent changes applied at once (default 4)",
+                               "allow_data_loss": "allow deleting indices that hold documents",
+                               "json": "print the plan as JSON", "wait_timeout": "seconds to wait for "
+                               "asynchronous work such as model deployments (default 600)"})
+@_engine_task
+def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=False, parallelism=4,
+          allow_data_loss=False, json=False, wait_timeout=600):
+    """Converge the cluster to the manifests: plan, confirm, apply in dependency order, verify, run checks."""
+    from provisioning import converge
+
+    def body(session):
+        resources = session.resources()
+        ctx = session.context(parallelism=int(parallelism), allow_data_loss=allow_data_loss,
+                              wait_timeout=float(wait_timeout))
+        result = converge(resources, ctx, command="invoke apply",
+                          confirm=_guard_interactive(yes, "apply these changes"), show=_show(json))
+        _finish(result, "apply")
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+
+
+@task(iterable=ITERABLE, help={**COMMON_HELP, "yes": "destroy without asking (required when not on a terminal)",
+                               "parallelism": "independent deletes run at once (default 4)",
+                               "allow_data_loss": "allow deleting indices that hold documents",
+                               "json": "print the plan as JSON"})
+@_engine_task
+def destroy(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=False, parallelism=4,
+            allow_data_loss=False, json=False):
+    """Delete everything this stack created, in reverse dependency order (never anything it did not create)."""
+    from provisioning import converge
+
+    def body(session):
+        resources = session.resources()
+        ctx = session.context(parallelism=int(parallelism), allow_data_loss=allow_data_loss)
+        result = converge(resources, ctx, command="invoke destroy", destroy=True,
+                          confirm=_guard_interactive(yes, "destroy these resources"), show=_show(json))
+        _finish(result, "destroy")
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+
+
+@task(iterable=ITERABLE, help=COMMON_HELP)
+@_engine_task
+def check(c, env=None, var=None, manifests=None, stack=None, sandbox=False):
+    """Run every check of the manifests (searches with expectations); exit 1 if one fails."""
+    from invoke import Exit
+
+    from provisioning import StackPlan, render_checks, run_after_apply
+
+    def body(session):
+        resources = session.resources()
+        results = run_after_apply(StackPlan(changes=[], resources=resources), session.context(), manual=True)
+        print(render_checks(results) or "no checks declared")
+        if any(not r.ok for r in results):
+            raise Exit(f"{sum(not r.ok for r in results)} of {len(results)} checks failed", code=1)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+
+
+@task(iterable=ITERABLE, help={**COMMON_HELP, "json": "print the drift as JSON",
+                               "detailed_exitcode": "exit 0 when in sync, 2 on drift, 1 on errors"})
+@_engine_task
+def status(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=False, detailed_exitcode=False):
+    """Drift: what differs between the cluster and the manifests right now, and who holds the lock."""
+    from invoke import Exit
+
+    from provisioning import make_plan
+
+    def body(session):
+        resources = session.resources()
+        ctx = session.context()
+        result = make_plan(resources, ctx)
+        _show(json)(result)
+        holder = ctx.ledger.lock_holder
+        print(f"lock: held by {holder.get('holder')} since {holder.get('acquired_at')}" if holder
+              else "lock: free", file=sys.stderr)
+        print(f"managed resources: {len(ctx.ledger.all_entries())}", file=sys.stderr)
+        if detailed_exitcode and result.has_changes:
+            raise Exit(code=2)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+
+
+@task(iterable=ITERABLE, help={**COMMON_HELP, "force": "delete the lock whoever holds it (only when no run is "
+                                                       "active: a stale lock left by a killed run)"})
+@_engine_task
+def unlock(c, env=None, var=None, manifests=None, stack=None, sandbox=False, force=False):
+    """Show the stack lock; with --force, break a stale one."""
+    from invoke import Exit
+
+    def body(session):
+        ctx = session.context()
+        if not force:
+            ctx.ledger.load()
+            holder = ctx.ledger.lock_holder
+            if holder is None:
+                print(f"stack {ctx.stack!r} is not locked")
+                return
+            raise Exit(f"stack {ctx.stack!r} is locked by {holder.get('holder')} (pid {holder.get('pid')}, "
+                       f"`{holder.get('command')}`) since {holder.get('acquired_at')}; if that run is dead, "
+                       f"run `invoke unlock --force --stack {ctx.stack}`", code=1)
+        broken = ctx.ledger.break_lock()
+        print(f"broke the lock held by {broken.get('holder')} since {broken.get('acquired_at')}" if broken
+              else f"stack {ctx.stack!r} was not locked")
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+
+
+@task(positional=["query"], iterable=ITERABLE, help={
+    **COMMON_HELP, "query": "lexical query text (multi_match over --fields)",
+    "index": "index or alias to search (default: movies)",
+    "rerank": "rerank the lexical hits against this text with a text_similarity_reranker",
+    "inference_id": "rerank endpoint (default: the rerank inference_endpoint of the manifests)",
+    "fields": "comma-separated fields: searched, and printed (first = title) (default: title,plot)",
+    "rerank_field": "the field the reranker reads (default: plot)",
+    "size": "number of hits (default 10)"})
+@_engine_task
+def search(c, query, env=None, var=None, manifests=None, stack=None, sandbox=False, index="movies", rerank=None,
+           inference_id=None, fields="title,plot", rerank_field="plot", size=10):
+    """Ad-hoc search: lexical, or reranked semantically with --rerank "text"; prints rank, score, title, plot."""
+    from provisioning.adhoc import format_hits, rerank_endpoint, search_body
+
+    def body(session):
+        endpoint = inference_id
+        if rerank and not endpoint:
+            endpoint = rerank_endpoint(session.resources())
+        names = [f.strip() for f in fields.split(",") if f.strip()]
+        request = search_body(query, fields=names, rerank=rerank, inference_id=endpoint,
+                              rerank_field=rerank_field, size=int(size))
+        from elasticsearch import ApiError
+
+        from provisioning.planner import api_error
+
+        try:
+            response = session.context().client.search(index=index, body=request)
+        except ApiError as exc:
+            raise api_error(exc, resource=f"search {index}") from exc
+        print(format_hits(response.body, names))
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+

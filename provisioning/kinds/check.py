@@ -1,11 +1,16 @@
-"""Kind `check`: a search run after apply (and by `invoke check`) with expectations on its hits."""
+"""Kind `check`: a search run after apply (and by `invoke check`) with expectations on its hits.
+
+A check owns nothing in the cluster: it never appears as a change in a plan (it is shown as a check that will
+run), it is never recorded in the ledger, and reading it costs no request.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 from provisioning.errors import Problem
-from provisioning.model import Resource
+from provisioning.model import Change, Resource
 
 
 def _inference_ids(node: Any) -> list[str]:
@@ -20,6 +25,66 @@ def _inference_ids(node: Any) -> list[str]:
     return []
 
 
+def field_value(source: dict[str, Any] | None, path: str) -> Any:
+    """A _source value by dotted path (`movie.title`), or a literal dotted key."""
+    node: Any = source or {}
+    if path in node:
+        return node[path]
+    for part in path.split("."):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+@dataclass
+class Expectation:
+    description: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class CheckResult:
+    name: str
+    index: str
+    ok: bool
+    expectations: list[Expectation] = field(default_factory=list)
+    hits: list[dict[str, Any]] = field(default_factory=list)
+    total: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "index": self.index, "ok": self.ok, "total": self.total,
+                "expectations": [e.__dict__ for e in self.expectations]}
+
+
+def evaluate(expect: dict[str, Any], response: dict[str, Any]) -> list[Expectation]:
+    """Each declared expectation against a search response (pure)."""
+    hits = response.get("hits", {}).get("hits", [])
+    total_raw = response.get("hits", {}).get("total", {})
+    total = total_raw.get("value", len(hits)) if isinstance(total_raw, dict) else int(total_raw or 0)
+    results = []
+    if "total" in expect:
+        results.append(Expectation(f"total == {expect['total']}", total == expect["total"], f"got {total}"))
+    if "min_hits" in expect:
+        results.append(Expectation(f"at least {expect['min_hits']} hits", total >= expect["min_hits"],
+                                   f"got {total}"))
+    if "max_hits" in expect:
+        results.append(Expectation(f"at most {expect['max_hits']} hits", total <= expect["max_hits"],
+                                   f"got {total}"))
+    if "top" in expect:
+        f, want = expect["top"]["field"], expect["top"]["equals"]
+        got = field_value(hits[0].get("_source"), f) if hits else None
+        results.append(Expectation(f"top hit {f} == {want!r}", bool(hits) and got == want,
+                                   f"got {got!r}" if hits else "no hits"))
+    for item in expect.get("contains") or []:
+        f, want = item["field"], item["equals"]
+        ranks = [i + 1 for i, h in enumerate(hits) if field_value(h.get("_source"), f) == want]
+        results.append(Expectation(f"some hit has {f} == {want!r}", bool(ranks),
+                                   f"at rank {ranks[0]}" if ranks else f"not among {len(hits)} hits"))
+    return results
+
+
 class CheckKind:
     name = "check"
 
@@ -31,4 +96,41 @@ class CheckKind:
         return refs + [f"inference_endpoint/{i}" for i in _inference_ids(resource.spec.get("request"))]
 
     def validate(self, resource: Resource, resources: dict[str, Resource]) -> list[Problem]:
+        expect = resource.spec.get("expect") or {}
+        low, high = expect.get("min_hits"), expect.get("max_hits")
+        if isinstance(low, int) and isinstance(high, int) and low > high:
+            where = resource.line_of("spec.expect.min_hits")
+            return [Problem(where.file, where.line, f"expect.min_hits ({low}) is larger than max_hits ({high})",
+                            "no result could pass this check; make min_hits <= max_hits")]
         return []
+
+    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
+        return {}  # nothing lives in the cluster
+
+    def diff(self, resource: Resource, live: Any | None) -> Change:
+        when = "after apply" if resource.spec.get("run", "after_apply") == "after_apply" else "on `invoke check`"
+        return Change(self.name, resource.name, "noop", resource=resource, reason=f"check: runs {when}")
+
+    # a check never changes anything; these exist to satisfy the Kind interface
+    def create(self, ctx: Any, change: Change) -> None:
+        return None
+
+    update = replace = delete = create
+
+    def run(self, ctx: Any, resource: Resource) -> CheckResult:
+        spec = resource.spec
+        response = ctx.client.search(index=spec["index"], body=spec.get("request") or {}).body
+        expectations = evaluate(spec.get("expect") or {}, response)
+        total_raw = response.get("hits", {}).get("total", {})
+        return CheckResult(resource.name, spec["index"], all(e.ok for e in expectations), expectations,
+                           response.get("hits", {}).get("hits", []),
+                           total_raw.get("value", 0) if isinstance(total_raw, dict) else int(total_raw or 0))
+
+    def after_apply(self, ctx: Any, resource: Resource, *, manual: bool = False) -> CheckResult | None:
+        if not manual and resource.spec.get("run", "after_apply") != "after_apply":
+            return None
+        result = self.run(ctx, resource)
+        ctx.reporter.info(f"check/{resource.name}: {'passed' if result.ok else 'FAILED'}")
+        for e in result.expectations:
+            ctx.reporter.info(f"  {'ok  ' if e.ok else 'FAIL'} {e.description} ({e.detail})")
+        return result

@@ -1,0 +1,47 @@
+"""Ad-hoc searches for `invoke search`: a lexical query, optionally reranked by the stack's rerank endpoint."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from provisioning.errors import ConfigError
+from provisioning.model import Resource
+
+
+def rerank_endpoint(resources: list[Resource]) -> str | None:
+    """The first rerank inference endpoint the manifests declare."""
+    for r in resources:
+        if r.kind == "inference_endpoint" and r.spec.get("task_type") == "rerank":
+            return r.name
+    return None
+
+
+def search_body(query: str, *, fields: list[str], rerank: str | None = None, inference_id: str | None = None,
+                rerank_field: str = "plot", size: int = 10, rank_window_size: int = 50) -> dict[str, Any]:
+    """A retriever body: `standard` multi_match over the fields, wrapped in a text_similarity_reranker when
+    --rerank gives the text to rerank against (semantic-reranking-tutorial.md step 7)."""
+    standard = {"standard": {"query": {"multi_match": {"query": query, "fields": fields}}}}
+    if not rerank:
+        return {"retriever": standard, "size": size}
+    if not inference_id:
+        raise ConfigError("no rerank endpoint: declare an inference_endpoint with task_type: rerank in the manifests "
+                          "or pass --inference-id")
+    return {"size": size, "retriever": {"text_similarity_reranker": {
+        "retriever": standard, "field": rerank_field, "inference_id": inference_id, "inference_text": rerank,
+        "rank_window_size": max(rank_window_size, size)}}}
+
+
+def format_hits(response: dict[str, Any], fields: list[str], width: int = 100) -> str:
+    hits = response.get("hits", {}).get("hits", [])
+    total = response.get("hits", {}).get("total", {})
+    lines = [f"{total.get('value', len(hits)) if isinstance(total, dict) else total} hits"]
+    for rank, hit in enumerate(hits, 1):
+        source = hit.get("_source") or {}
+        score = hit.get("_score")
+        head = f"{rank:>3}. {score:8.4f}" if isinstance(score, int | float) else f"{rank:>3}. {'-':>8}"
+        title, *rest = fields or ["_id"]
+        lines.append(f"{head}  {source.get(title, hit.get('_id'))}")
+        for name in rest:
+            text = str(source.get(name, ""))
+            lines.append(f"{'':14}{text if len(text) <= width else text[: width - 3] + '...'}")
+    return "\n".join(lines)

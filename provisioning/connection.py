@@ -1,0 +1,81 @@
+"""The Elasticsearch client, configured from the environment (after .env is loaded), with the client's own retries.
+
+Elastic Cloud: ELASTIC_CLOUD_ID + ELASTIC_API_KEY (the tutorial's names). Self-managed: ELASTICSEARCH_URL with
+ELASTIC_API_KEY or ELASTICSEARCH_USERNAME/ELASTICSEARCH_PASSWORD, optionally ELASTICSEARCH_CA_CERT.
+There is deliberately no fallback to a local sandbox: a pipeline must never "succeed" against a throwaway cluster
+(tasks.py starts one only when `--sandbox` is given, and says so).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from provisioning.errors import ConfigError
+
+# Throttling and transient gateway errors are retried by the transport itself (elastic-transport's retry loop).
+RETRY_ON_STATUS = (429, 502, 503, 504)
+DEFAULT_TIMEOUT = 30.0
+DEFAULT_MAX_RETRIES = 5
+
+HOW_TO_CONFIGURE = (
+    "set ELASTIC_CLOUD_ID and ELASTIC_API_KEY (Elastic Cloud), or ELASTICSEARCH_URL with ELASTIC_API_KEY or "
+    "ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD (self-managed; ELASTICSEARCH_CA_CERT for a private CA), "
+    "in the environment or in .env; or run the task with --sandbox to use a local stand-in"
+)
+
+
+def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Keyword arguments for elasticsearch.Elasticsearch from the environment. Raises ConfigError naming
+    the variables to set (never their values)."""
+    env = os.environ if environ is None else environ
+    get = lambda name: (env.get(name) or "").strip()  # noqa: E731
+    cloud_id, url = get("ELASTIC_CLOUD_ID"), get("ELASTICSEARCH_URL")
+    api_key = get("ELASTIC_API_KEY")
+    user, password = get("ELASTICSEARCH_USERNAME"), get("ELASTICSEARCH_PASSWORD")
+    if cloud_id and url:
+        raise ConfigError("both ELASTIC_CLOUD_ID and ELASTICSEARCH_URL are set; set only one of them")
+    if not cloud_id and not url:
+        raise ConfigError(f"no Elasticsearch cluster is configured: {HOW_TO_CONFIGURE}")
+    options: dict[str, Any] = {"cloud_id": cloud_id} if cloud_id else {"hosts": [url]}
+    if api_key:
+        # the encoded form (base64, as Kibana shows it) or "id:api_key" (base64 never contains ':')
+        options["api_key"] = tuple(api_key.split(":", 1)) if ":" in api_key else api_key
+    elif user or password:
+        if not (user and password):
+            missing = "ELASTICSEARCH_PASSWORD" if user else "ELASTICSEARCH_USERNAME"
+            raise ConfigError(f"{missing} is not set (basic authentication needs both username and password)")
+        options["basic_auth"] = (user, password)
+    elif cloud_id:
+        raise ConfigError("ELASTIC_CLOUD_ID is set but ELASTIC_API_KEY is not: Elastic Cloud needs an API key")
+    ca_cert = get("ELASTICSEARCH_CA_CERT")
+    if ca_cert:
+        if not Path(ca_cert).is_file():
+            raise ConfigError(f"ELASTICSEARCH_CA_CERT points to {ca_cert}, which is not a file")
+        options["ca_certs"] = ca_cert
+    return options
+
+
+def connect(environ: Mapping[str, str] | None = None, *, url: str | None = None,
+            request_timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES) -> Any:
+    """An Elasticsearch client. `url` (used by tasks.py --sandbox) overrides the environment's cluster."""
+    from elasticsearch import Elasticsearch
+
+    options = {"hosts": [url]} if url else client_options(environ)
+    return Elasticsearch(**options, request_timeout=request_timeout, max_retries=max_retries,
+                         retry_on_status=RETRY_ON_STATUS, retry_on_timeout=True)
+
+
+def describe_target(environ: Mapping[str, str] | None = None, *, url: str | None = None) -> str:
+    """Where we connect, for messages: the URL or the cloud deployment name, never a credential."""
+    if url:
+        return url
+    env = os.environ if environ is None else environ
+    if env.get("ELASTIC_CLOUD_ID"):
+        return f"Elastic Cloud deployment {env['ELASTIC_CLOUD_ID'].split(':', 1)[0]}"
+    raw = env.get("ELASTICSEARCH_URL", "")
+    # strip user:password@ if someone put credentials in the URL
+    scheme, sep, rest = raw.partition("://")
+    return f"{scheme}{sep}{rest.rpartition('@')[2]}" if sep else raw.rpartition("@")[2]

@@ -1,0 +1,267 @@
+"""Ownership and the stack lock, recorded in the cluster itself (every pipeline agent sees the same truth).
+
+One hidden index, `es-stack-ledger`, holds:
+- one document per managed resource, id `<stack>:<kind>:<name>`: stack, kind, name, spec_hash, applied (the
+  last-applied declared spec, secrets replaced by their hash) and kind-specific extras (physical index names ...);
+- one lock document per stack, id `<stack>:lock`, created with op_type=create (compare-and-set: a second create
+  answers 409) and deleted with if_seq_no/if_primary_term so a run never releases a lock it does not hold.
+
+The whole stack is read in ONE search request (ledger.load()); writes refresh so the next plan sees them.
+Dot-prefixed names are reserved for system indices in 9.x, hence a hidden index rather than `.es-stack`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import getpass
+import os
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch, NotFoundError
+
+from provisioning.errors import ClusterError, LockHeld
+
+LEDGER_INDEX = "es-stack-ledger"
+MAX_ENTRIES = 10_000  # index.max_result_window: one search page holds a whole stack
+
+LEDGER_SETTINGS = {"index.hidden": True, "index.number_of_shards": 1, "index.auto_expand_replicas": "0-1"}
+# dynamic: false keeps the arbitrary `applied` specs in _source only, so two stacks can never produce a mapping
+# conflict (e.g. number_of_shards as 1 in one spec and "1" in another).
+LEDGER_MAPPINGS = {
+    "dynamic": False,
+    "properties": {
+        "stack": {"type": "keyword"},
+        "type": {"type": "keyword"},
+        "kind": {"type": "keyword"},
+        "name": {"type": "keyword"},
+        "spec_hash": {"type": "keyword"},
+        "updated_at": {"type": "date"},
+    },
+}
+
+
+def how_to_break(stack: str) -> str:
+    return (f"if no other run is active, break the stale lock with `invoke unlock --force --stack {stack}`")
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+
+
+def _holder_identity(command: str) -> dict[str, Any]:
+    try:
+        user = getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        user = os.environ.get("USER", "unknown")
+    return {"holder": f"{user}@{socket.gethostname()}", "host": socket.gethostname(), "pid": os.getpid(),
+            "command": command, "acquired_at": _now()}
+
+
+def describe_holder(doc: dict[str, Any]) -> str:
+    text = f"{doc.get('holder', 'unknown')} (pid {doc.get('pid', '?')}, `{doc.get('command', '?')}`)"
+    if doc.get("host") == socket.gethostname() and isinstance(doc.get("pid"), int) and not _pid_alive(doc["pid"]):
+        text += " - that process is no longer running on this host, so the lock looks stale"
+    return text
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _cluster_error(exc: ApiError, what: str) -> ClusterError:
+    info = exc.info if isinstance(exc.info, dict) else {}
+    err = info.get("error") if isinstance(info.get("error"), dict) else {}
+    return ClusterError(f"{what} failed: {err.get('reason') or exc.message}", status=exc.meta.status,
+                        es_type=err.get("type"), resource=f"ledger {LEDGER_INDEX}")
+
+
+class Ledger:
+    """Ownership records of one stack. Thread-safe: kinds record from the applier's worker threads."""
+
+    def __init__(self, client: Elasticsearch, stack: str):
+        self.client = client
+        self.stack = stack
+        self._entries: dict[tuple[str, str], dict[str, Any]] = {}
+        self._lock_doc: dict[str, Any] | None = None  # the lock as seen by the last load()
+        self._held: dict[str, Any] | None = None  # our own lock: seq_no, primary_term
+        self._index_exists: bool | None = None
+        self._mutex = threading.Lock()
+        self._protected: dict[tuple[str, str], bool] = {}
+        self.loaded = False
+
+    # ---- reading ---------------------------------------------------------------------------------------
+    def load(self) -> None:
+        """Read every record of the stack (resources and lock) in one request."""
+        try:
+            resp = self.client.search(index=LEDGER_INDEX, query={"term": {"stack": self.stack}},
+                                      size=MAX_ENTRIES, seq_no_primary_term=True)
+        except NotFoundError:
+            self._index_exists = False
+            resp = {"hits": {"hits": []}}
+        except ApiError as exc:
+            raise _cluster_error(exc, "reading the ownership ledger") from exc
+        else:
+            self._index_exists = True
+        entries: dict[tuple[str, str], dict[str, Any]] = {}
+        lock_doc = None
+        for hit in resp["hits"]["hits"]:
+            doc = hit["_source"]
+            if doc.get("stack") != self.stack:
+                continue
+            if doc.get("type") == "lock":
+                lock_doc = doc
+            else:
+                entries[(doc["kind"], doc["name"])] = doc
+        with self._mutex:
+            self._entries, self._lock_doc, self.loaded = entries, lock_doc, True
+
+    def owned(self, kind: str) -> dict[str, dict[str, Any]]:
+        """name -> entry for every object of `kind` this stack owns."""
+        with self._mutex:
+            return {name: dict(e) for (k, name), e in self._entries.items() if k == kind}
+
+    def entry(self, kind: str, name: str) -> dict[str, Any] | None:
+        with self._mutex:
+            found = self._entries.get((kind, name))
+            return dict(found) if found else None
+
+    def all_entries(self) -> list[dict[str, Any]]:
+        with self._mutex:
+            return [dict(e) for e in self._entries.values()]
+
+    @property
+    def lock_holder(self) -> dict[str, Any] | None:
+        """The lock document seen by the last load(), unless it is our own."""
+        if self._lock_doc and self._held and self._lock_doc.get("pid") == os.getpid() \
+                and self._lock_doc.get("acquired_at") == self._held.get("acquired_at"):
+            return None
+        return self._lock_doc
+
+    # ---- writing ---------------------------------------------------------------------------------------
+    def declare(self, resources: list[Any]) -> None:
+        """Remember which declared resources are protected: records carry the flag, so deleting a resource
+        that is no longer declared is still refused while its last-applied manifest protected it."""
+        self._protected = {(r.kind, r.name): bool(r.protected) for r in resources}
+
+    def _doc_id(self, kind: str, name: str) -> str:
+        return f"{self.stack}:{kind}:{name}"
+
+    def ensure_index(self) -> None:
+        """Create the hidden ledger index once (explicitly: auto-creation would map `applied` dynamically)."""
+        if self._index_exists:
+            return
+        try:
+            self.client.indices.create(index=LEDGER_INDEX, settings=LEDGER_SETTINGS, mappings=LEDGER_MAPPINGS)
+        except ApiError as exc:
+            if exc.meta.status != 400 or "resource_already_exists" not in str(exc.info):
+                raise _cluster_error(exc, "creating the ownership ledger") from exc
+        self._index_exists = True
+
+    def record(self, kind: str, name: str, *, spec_hash: str, applied: Any, **extra: Any) -> None:
+        """Record (or refresh) ownership of one object. `applied` must already have secrets replaced by hashes."""
+        doc = {"type": "resource", "stack": self.stack, "kind": kind, "name": name, "spec_hash": spec_hash,
+               "applied": applied, "protected": self._protected.get((kind, name), False), **extra}
+        current = self.entry(kind, name)
+        if current is not None and {k: v for k, v in current.items() if k != "updated_at"} == doc:
+            return  # unchanged: a no-op apply writes nothing
+        doc["updated_at"] = _now()
+        self.ensure_index()
+        try:
+            self.client.index(index=LEDGER_INDEX, id=self._doc_id(kind, name), document=doc, refresh=True)
+        except ApiError as exc:
+            raise _cluster_error(exc, f"recording ownership of {kind}/{name}") from exc
+        with self._mutex:
+            self._entries[(kind, name)] = doc
+
+    def set_protected(self, kind: str, name: str, protected: bool) -> None:
+        """Flip the protection flag of an existing record (the manifest changed nothing else)."""
+        current = self.entry(kind, name)
+        if current is None:
+            return
+        doc = {**current, "protected": protected, "updated_at": _now()}
+        try:
+            self.client.index(index=LEDGER_INDEX, id=self._doc_id(kind, name), document=doc, refresh=True)
+        except ApiError as exc:
+            raise _cluster_error(exc, f"recording protection of {kind}/{name}") from exc
+        with self._mutex:
+            self._entries[(kind, name)] = doc
+
+    def forget(self, kind: str, name: str) -> None:
+        """Drop the ownership record of a deleted object (missing records are fine)."""
+        try:
+            self.client.delete(index=LEDGER_INDEX, id=self._doc_id(kind, name), refresh=True)
+        except NotFoundError:
+            pass
+        except ApiError as exc:
+            raise _cluster_error(exc, f"forgetting {kind}/{name}") from exc
+        with self._mutex:
+            self._entries.pop((kind, name), None)
+
+    # ---- the lock ---------------------------------------------------------------------------------------
+    @property
+    def lock_id(self) -> str:
+        return f"{self.stack}:lock"
+
+    def acquire(self, command: str) -> None:
+        """Take the stack lock or raise LockHeld naming the holder, the time and how to break a stale lock."""
+        self.ensure_index()
+        doc = {"type": "lock", "stack": self.stack, **_holder_identity(command)}
+        try:
+            resp = self.client.create(index=LEDGER_INDEX, id=self.lock_id, document=doc, refresh=True)
+        except ApiError as exc:
+            if exc.meta.status == 409:
+                raise self._lock_held() from None
+            raise _cluster_error(exc, "taking the stack lock") from exc
+        self._held = {"seq_no": resp["_seq_no"], "primary_term": resp["_primary_term"],
+                      "acquired_at": doc["acquired_at"]}
+
+    def _lock_held(self) -> LockHeld:
+        try:
+            current = self.client.get(index=LEDGER_INDEX, id=self.lock_id)["_source"]
+        except NotFoundError:  # released between our create and this read
+            current = {"holder": "another run (just released; retry)", "acquired_at": "a moment ago"}
+        return LockHeld(describe_holder(current), current.get("acquired_at", "?"), how_to_break(self.stack))
+
+    def release(self) -> None:
+        """Release our lock (compare-and-set on seq_no/primary_term: never somebody else's)."""
+        held, self._held = self._held, None
+        if not held:
+            return
+        try:
+            self.client.delete(index=LEDGER_INDEX, id=self.lock_id, if_seq_no=held["seq_no"],
+                               if_primary_term=held["primary_term"], refresh=True)
+        except ApiError as exc:
+            # 404/409: somebody broke our lock meanwhile; nothing of ours to release.
+            if exc.meta.status not in (404, 409):
+                print(f"warning: could not release the stack lock: {exc.message}", file=sys.stderr)
+
+    @contextlib.contextmanager
+    def locked(self, command: str) -> Iterator[None]:
+        """Hold the lock for the duration of a block, releasing it on errors and Ctrl-C too."""
+        self.acquire(command)
+        try:
+            yield
+        finally:
+            self.release()
+
+    def break_lock(self) -> dict[str, Any] | None:
+        """Delete the stack lock whoever holds it (`invoke unlock --force`). Returns the broken lock, if any."""
+        try:
+            current = self.client.get(index=LEDGER_INDEX, id=self.lock_id)["_source"]
+            self.client.delete(index=LEDGER_INDEX, id=self.lock_id, refresh=True)
+        except NotFoundError:
+            return None
+        except ApiError as exc:
+            raise _cluster_error(exc, "breaking the stack lock") from exc
+        return current

@@ -1,0 +1,134 @@
+"""Plan output: readable text (rich colour on a terminal, plain otherwise) and stable JSON for machines.
+
+Symbols follow Terraform: + create, ~ update, -/+ replace, - delete; checks are listed as checks that will run.
+Sensitive values never reach the output: FieldDiff.sensitive values print as "(sensitive value)" and every value
+goes through diffing.redact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+from provisioning.diffing import MASK, flatten, redact
+from provisioning.model import Change, FieldDiff, Plan
+
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " "}
+STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "noop": "dim"}
+MAX_VALUE = 160
+MAX_CREATE_LINES = 12  # a created resource's declared leaves shown in the plan
+JSON_FORMAT_VERSION = 1
+
+
+def _value(value: Any, sensitive: bool) -> str:
+    if sensitive:
+        return MASK
+    if value is None:
+        return "(none)"
+    text = json.dumps(redact(value), sort_keys=True, ensure_ascii=False, default=str)
+    return text if len(text) <= MAX_VALUE else text[: MAX_VALUE - 3] + "..."
+
+
+def _location(change: Change) -> str:
+    return str(change.resource.source) if change.resource is not None else "(no longer declared)"
+
+
+def _is_check(change: Change) -> bool:
+    return change.action == "noop" and change.reason.startswith("check:")
+
+
+def summary_line(plan: Plan) -> str:
+    counts = plan.counts()
+    return (f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['replace']} to replace, "
+            f"{counts['delete']} to delete.")
+
+
+def _diff_line(d: FieldDiff) -> tuple[str, str]:
+    if d.before is None:
+        text, style = f"+ {d.path}: {_value(d.after, d.sensitive)}", "green"
+    elif d.after is None:
+        text, style = f"- {d.path}: {_value(d.before, d.sensitive)}", "red"
+    else:
+        text, style = f"~ {d.path}: {_value(d.before, d.sensitive)} -> {_value(d.after, d.sensitive)}", "yellow"
+    if d.forces_replacement:
+        text += "  # forces replacement"
+    return text, style
+
+
+def _print_spec(console: Any, spec: dict[str, Any]) -> None:
+    """What a create declares, one leaf per line (Terraform shows the attributes of a new resource)."""
+    from rich.text import Text
+
+    leaves = flatten(redact(spec))
+    for path, value in list(leaves.items())[:MAX_CREATE_LINES]:
+        console.print(Text(f"        + {path}: {_value(value, False)}", style="green"))
+    if len(leaves) > MAX_CREATE_LINES:
+        console.print(Text(f"        ... and {len(leaves) - MAX_CREATE_LINES} more", style="dim"))
+
+
+def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show_noop: bool = False) -> str:
+    """The plan as text. color=None: colour only if stdout is a terminal."""
+    from rich.console import Console
+    from rich.text import Text
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=bool(color), no_color=not color, width=width,
+                      highlight=False, soft_wrap=True)
+    title = "destroy plan" if getattr(plan, "destroy", False) else "plan"
+    console.print(Text(f"Stack {getattr(plan, 'stack', 'default')!r}: {title}", style="bold"))
+    changes = [c for c in plan.changes if c.action != "noop"]
+    checks = [c for c in plan.changes if _is_check(c)]
+    if not changes:
+        console.print("No changes. The cluster matches the manifests.")
+    for change in changes:
+        line = Text()
+        line.append(f"  {SYMBOLS[change.action]:>3} ", style=STYLES[change.action])
+        line.append(change.key, style=f"bold {STYLES[change.action]}")
+        line.append(f"  {change.action}  ({_location(change)})", style="dim")
+        console.print(line)
+        if change.reason:
+            console.print(Text(f"        {change.reason}", style="dim"))
+        for d in change.diffs:
+            text, style = _diff_line(d)
+            console.print(Text(f"        {text}", style=style))
+        if change.action == "create" and not change.diffs and change.resource is not None:
+            _print_spec(console, change.resource.spec)
+    if show_noop:
+        for change in plan.changes:
+            if change.action == "noop" and not _is_check(change):
+                console.print(Text(f"      {change.key}  unchanged", style="dim"))
+    for change in checks:
+        console.print(Text(f"    ? {change.key}  {change.reason.removeprefix('check: ')}", style="cyan"))
+    console.print(Text(summary_line(plan), style="bold"))
+    return buffer.getvalue()
+
+
+def plan_to_dict(plan: Plan) -> dict[str, Any]:
+    """Stable machine output (keys and order do not change without bumping format_version)."""
+    changes = []
+    for change in plan.changes:
+        changes.append({
+            "key": change.key, "kind": change.kind, "name": change.name, "action": change.action,
+            "check": _is_check(change), "reason": change.reason,
+            "location": str(change.resource.source) if change.resource is not None else None,
+            "diffs": [{"path": d.path, "before": MASK if d.sensitive else redact(d.before),
+                       "after": MASK if d.sensitive else redact(d.after), "sensitive": d.sensitive,
+                       "forces_replacement": d.forces_replacement} for d in change.diffs],
+        })
+    return {"format_version": JSON_FORMAT_VERSION, "stack": getattr(plan, "stack", None),
+            "destroy": getattr(plan, "destroy", False), "has_changes": plan.has_changes,
+            "summary": plan.counts(), "changes": changes}
+
+
+def plan_to_json(plan: Plan) -> str:
+    return json.dumps(plan_to_dict(plan), indent=2, sort_keys=False, ensure_ascii=False, default=str)
+
+
+def render_checks(results: list[Any]) -> str:
+    lines = []
+    for result in results:
+        lines.append(f"check/{result.name}: {'passed' if result.ok else 'FAILED'} ({result.total} hits)")
+        for e in result.expectations:
+            lines.append(f"  {'ok  ' if e.ok else 'FAIL'} {e.description} ({e.detail})")
+    return "\n".join(lines)
