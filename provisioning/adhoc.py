@@ -6,6 +6,7 @@ from typing import Any
 
 from provisioning.errors import ConfigError
 from provisioning.model import Resource
+from provisioning.report import render_hits
 
 
 def rerank_endpoint(resources: list[Resource]) -> str | None:
@@ -34,14 +35,5 @@ def search_body(query: str, *, fields: list[str], rerank: str | None = None, inf
 def format_hits(response: dict[str, Any], fields: list[str], width: int = 100) -> str:
     hits = response.get("hits", {}).get("hits", [])
     total = response.get("hits", {}).get("total", {})
-    lines = [f"{total.get('value', len(hits)) if isinstance(total, dict) else total} hits"]
-    for rank, hit in enumerate(hits, 1):
-        source = hit.get("_source") or {}
-        score = hit.get("_score")
-        head = f"{rank:>3}. {score:8.4f}" if isinstance(score, int | float) else f"{rank:>3}. {'-':>8}"
-        title, *rest = fields or ["_id"]
-        lines.append(f"{head}  {source.get(title, hit.get('_id'))}")
-        for name in rest:
-            text = str(source.get(name, ""))
-            lines.append(f"{'':14}{text if len(text) <= width else text[: width - 3] + '...'}")
-    return "\n".join(lines)
+    count = total.get("value", len(hits)) if isinstance(total, dict) else total
+    return "\n".join([f"{count} hits", *render_hits(hits, fields, width=width)])

@@ -125,10 +125,29 @@ def plan_to_json(plan: Plan) -> str:
     return json.dumps(plan_to_dict(plan), indent=2, sort_keys=False, ensure_ascii=False, default=str)
 
 
-def render_checks(results: list[Any]) -> str:
+def render_hits(hits: list[dict[str, Any]], fields: list[str], *, indent: int = 0, width: int = 100) -> list[str]:
+    """One line per hit: rank, score and the first field (or _id); the other fields below it, shortened."""
+    pad = " " * indent
+    lines = []
+    for rank, hit in enumerate(hits, 1):
+        source = hit.get("_source") or {}
+        score = hit.get("_score")
+        head = f"{rank:>3}. {score:8.4f}" if isinstance(score, int | float) else f"{rank:>3}. {'-':>8}"
+        title, *rest = fields or ["_id"]
+        lines.append(f"{pad}{head}  {source.get(title, hit.get('_id'))}")
+        for name in rest:
+            text = str(source.get(name, ""))
+            lines.append(f"{pad}{'':14}{text if len(text) <= width else text[: width - 3] + '...'}")
+    return lines
+
+
+def render_checks(results: list[Any], fields: tuple[str, ...] = ("title",)) -> str:
+    """Each check's verdict, its expectations and its hits (the searches a reader wants to see after apply)."""
     lines = []
     for result in results:
         lines.append(f"check/{result.name}: {'passed' if result.ok else 'FAILED'} ({result.total} hits)")
         for e in result.expectations:
             lines.append(f"  {'ok  ' if e.ok else 'FAIL'} {e.description} ({e.detail})")
+        lines += render_hits(result.hits, [f for f in fields if any(f in (h.get("_source") or {})
+                                                                    for h in result.hits)], indent=2)
     return "\n".join(lines)

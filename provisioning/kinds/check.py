@@ -129,8 +129,5 @@ class CheckKind:
     def after_apply(self, ctx: Any, resource: Resource, *, manual: bool = False) -> CheckResult | None:
         if not manual and resource.spec.get("run", "after_apply") != "after_apply":
             return None
-        result = self.run(ctx, resource)
-        ctx.reporter.info(f"check/{resource.name}: {'passed' if result.ok else 'FAILED'}")
-        for e in result.expectations:
-            ctx.reporter.info(f"  {'ok  ' if e.ok else 'FAIL'} {e.description} ({e.detail})")
-        return result
+        # the caller reports results with their hits (report.render_checks), once
+        return self.run(ctx, resource)
