@@ -49,13 +49,15 @@ from pathlib import Path  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
 SANDBOX_STATE = Path(os.environ.get("ES_STACK_SANDBOX_STATE") or ROOT / ".cache" / "sandbox-state.json")
+SANDBOX_MODEL = ROOT / ".cache" / "sandbox-model"
 
 COMMON_HELP = {
     "env": "environment name: reads .env.<env> over .env (default: default)",
     "var": "template variable NAME=value (repeatable; wins over the environment)",
     "manifests": "folder of manifests (default: manifests/)",
     "stack": "stack name the ledger records ownership under (default: $ES_STACK_NAME or 'default')",
-    "sandbox": "use an in-process local sandbox (state kept in .cache/sandbox-state.json) instead of a cluster",
+    "sandbox": "use an in-process local sandbox (state kept in .cache/sandbox-state.json) instead of a cluster; "
+               "manifests get SANDBOX_MODEL_PATH, a tiny local cross-encoder (no model hub is reachable)",
 }
 ITERABLE = ["var"]
 OFFLINE_HELP = {k: COMMON_HELP[k] for k in ("env", "var", "manifests")}
@@ -92,6 +94,8 @@ class _Session:
         from provisioning.variables import load_variables
 
         self.env, self.var = env, list(var or [])
+        if sandbox and not any(v.startswith("SANDBOX_MODEL_PATH=") for v in self.var):
+            self.var.append(f"SANDBOX_MODEL_PATH={_sandbox_model()}")
         self.manifests = Path(manifests or "manifests")
         self.variables = load_variables(ROOT, env, self.var)
         self.stack = stack or self.variables.env.get("ES_STACK_NAME") or "default"
@@ -126,6 +130,15 @@ class _Session:
     def close(self):
         if self._sandbox is not None:
             self._sandbox.stop()
+
+
+def _sandbox_model():
+    from sandbox.demo_model import ensure_demo_model
+
+    path = ensure_demo_model(SANDBOX_MODEL)
+    print(f"offline: the sandbox reaches no model hub; SANDBOX_MODEL_PATH={path} is a tiny random-weight "
+          "cross-encoder built locally, so reranked orders are NOT meaningful", file=sys.stderr)
+    return path
 
 
 def _run(session_args, body):

@@ -73,6 +73,7 @@ class Sandbox:
         self._server = None
         self._thread: threading.Thread | None = None
         self._dirty = threading.Event()
+        self._save_lock = threading.Lock()
         self._stopping = threading.Event()
         if self.state_file and self.state_file.exists():
             self.cluster.load(json.loads(self.state_file.read_text()))
@@ -120,10 +121,11 @@ class Sandbox:
     def save(self) -> None:
         if not self.state_file:
             return
-        tmp = self.state_file.with_suffix(self.state_file.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.cluster.dump()))
-        tmp.replace(self.state_file)
-        self._dirty.clear()
+        with self._save_lock:  # the save loop and stop() may both save
+            tmp = self.state_file.with_suffix(self.state_file.suffix + ".tmp")
+            tmp.write_text(json.dumps(self.cluster.dump()))
+            tmp.replace(self.state_file)
+            self._dirty.clear()
 
     def _save_loop(self) -> None:
         while not self._stopping.is_set():
