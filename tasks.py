@@ -177,6 +177,37 @@ def _show(json_output):
     return show
 
 
+def _plan_body(json_output, detailed_exitcode, footer):
+    """plan and status: read-only plan, shown; exit 2 on changes with --detailed-exitcode."""
+    def body(session):
+        from invoke import Exit
+
+        from provisioning import make_plan
+
+        resources = session.resources()
+        ctx = session.context()
+        result = make_plan(resources, ctx)
+        _show(json_output)(result)
+        footer(ctx)
+        if detailed_exitcode and result.has_changes:
+            raise Exit(code=2)
+    return body
+
+
+def _lock_note(ctx):
+    holder = ctx.ledger.lock_holder
+    if holder:
+        print(f"note: the stack is locked by {holder.get('holder')} since {holder.get('acquired_at')}",
+              file=sys.stderr)
+
+
+def _lock_status(ctx):
+    holder = ctx.ledger.lock_holder
+    print(f"lock: held by {holder.get('holder')} since {holder.get('acquired_at')}" if holder else "lock: free",
+          file=sys.stderr)
+    print(f"managed resources: {len(ctx.ledger.all_entries())}", file=sys.stderr)
+
+
 def _finish(result, what):
     from invoke import Exit
 
@@ -216,21 +247,8 @@ def validate(c, env=None, var=None, manifests=None):
 @_engine_task
 def plan(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=False, detailed_exitcode=False):
     """Show what apply would change (read-only)."""
-    from invoke import Exit
-
-    from provisioning import make_plan
-
-    def body(session):
-        resources = session.resources()
-        ctx = session.context()
-        result = make_plan(resources, ctx)
-        _show(json)(result)
-        if ctx.ledger.lock_holder:
-            print(f"note: the stack is locked by {ctx.ledger.lock_holder.get('holder')} "
-                  f"since {ctx.ledger.lock_holder.get('acquired_at')}", file=sys.stderr)
-        if detailed_exitcode and result.has_changes:
-            raise Exit(code=2)
-    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox),
+         _plan_body(json, detailed_exitcode, _lock_note))
 
 
 @task(iterable=ITERABLE, help={**COMMON_HELP, "yes": "apply without asking (required when not on a terminal)",
@@ -295,22 +313,8 @@ def check(c, env=None, var=None, manifests=None, stack=None, sandbox=False):
 @_engine_task
 def status(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=False, detailed_exitcode=False):
     """Drift: what differs between the cluster and the manifests right now, and who holds the lock."""
-    from invoke import Exit
-
-    from provisioning import make_plan
-
-    def body(session):
-        resources = session.resources()
-        ctx = session.context()
-        result = make_plan(resources, ctx)
-        _show(json)(result)
-        holder = ctx.ledger.lock_holder
-        print(f"lock: held by {holder.get('holder')} since {holder.get('acquired_at')}" if holder
-              else "lock: free", file=sys.stderr)
-        print(f"managed resources: {len(ctx.ledger.all_entries())}", file=sys.stderr)
-        if detailed_exitcode and result.has_changes:
-            raise Exit(code=2)
-    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox),
+         _plan_body(json, detailed_exitcode, _lock_status))
 
 
 @task(iterable=ITERABLE, help={**COMMON_HELP, "force": "delete the lock whoever holds it (only when no run is "

@@ -177,23 +177,20 @@ class Ledger:
             return  # unchanged: a no-op apply writes nothing
         doc["updated_at"] = _now()
         self.ensure_index()
-        try:
-            self.client.index(index=LEDGER_INDEX, id=self._doc_id(kind, name), document=doc, refresh=True)
-        except ApiError as exc:
-            raise _cluster_error(exc, f"recording ownership of {kind}/{name}") from exc
-        with self._mutex:
-            self._entries[(kind, name)] = doc
+        self._write(kind, name, doc, "recording ownership")
 
     def set_protected(self, kind: str, name: str, protected: bool) -> None:
         """Flip the protection flag of an existing record (the manifest changed nothing else)."""
         current = self.entry(kind, name)
         if current is None:
             return
-        doc = {**current, "protected": protected, "updated_at": _now()}
+        self._write(kind, name, {**current, "protected": protected, "updated_at": _now()}, "recording protection")
+
+    def _write(self, kind: str, name: str, doc: dict[str, Any], what: str) -> None:
         try:
             self.client.index(index=LEDGER_INDEX, id=self._doc_id(kind, name), document=doc, refresh=True)
         except ApiError as exc:
-            raise _cluster_error(exc, f"recording protection of {kind}/{name}") from exc
+            raise _cluster_error(exc, f"{what} of {kind}/{name}") from exc
         with self._mutex:
             self._entries[(kind, name)] = doc
 
