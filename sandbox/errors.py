@@ -77,6 +77,7 @@ class RawError(EsError):
 _JAVA_CLASSES = {
     "illegal_argument_exception": "java.lang.IllegalArgumentException",
     "illegal_state_exception": "java.lang.IllegalStateException",
+    "number_format_exception": "java.lang.NumberFormatException",
     "x_content_parse_exception": "org.elasticsearch.xcontent.XContentParseException",
     "index_not_found_exception": "org.elasticsearch.index.IndexNotFoundException",
     "resource_already_exists_exception": "org.elasticsearch.ResourceAlreadyExistsException",

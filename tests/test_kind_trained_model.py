@@ -341,16 +341,15 @@ def test_tracing_and_uploading_show_progress(es, sandbox, tiny, tmp_path):
     assert any("uploaded 1 of 1 definition parts" in m for m in ctx.reporter.messages)
 
 
-def test_no_ml_capacity_or_too_small_cluster_is_refused_before_any_upload(es, sandbox, tiny, cache_dir, monkeypatch):
-    # the sandbox has no GET _ml/info: stand in for what a cluster without ML nodes answers (MlInfoAction limits)
-    limits = {"total_ml_memory": "0b"}
-    monkeypatch.setattr(dep, "ml_limits", lambda client: dict(limits))
+def test_no_ml_capacity_or_too_small_cluster_is_refused_before_any_upload(es, sandbox, tiny, cache_dir):
+    # the sandbox's GET _ml/info answers {"limits": {"total_ml_memory": "0"}} like a cluster without ML nodes
+    sandbox.cluster.ml.ml_memory_bytes = 0
     ctx = make_ctx(es, cache_dir)
     change = plan(ctx, model(tiny))
     assert any("no machine learning capacity" in e for e in KIND.preflight(ctx, change))
     with pytest.raises(ProvisioningError, match="no machine learning capacity.*nothing was uploaded"):
         KIND.create(ctx, change)
-    limits["total_ml_memory"] = "100mb"  # less than ES's 240 MB overhead alone
+    sandbox.cluster.ml.ml_memory_bytes = 100 * 1024 * 1024  # less than ES's 240 MB overhead alone
     with pytest.raises(ProvisioningError, match=r"needs about \d+ MB of ML memory.*has 100 MB"):
         KIND.create(make_ctx(es, cache_dir), change)
     assert not requests(sandbox, "PUT", r"/_ml/")

@@ -172,8 +172,9 @@ _UNITS = {"b": 1, "kb": 1 << 10, "mb": 1 << 20, "gb": 1 << 30, "tb": 1 << 40, "p
 def parse_bytes(value: Any) -> int | None:
     if isinstance(value, int | float):
         return int(value)
-    match = re.fullmatch(r"\s*([\d.]+)\s*([kmgtp]?b)\s*", str(value or "").lower())
-    return int(float(match.group(1)) * _UNITS[match.group(2)]) if match else None
+    # ES writes a byte size without a unit when it is zero (`"total_ml_memory": "0"`)
+    match = re.fullmatch(r"\s*([\d.]+)\s*([kmgtp]?b)?\s*", str(value if value is not None else "").lower())
+    return int(float(match.group(1)) * _UNITS[match.group(2) or "b"]) if match else None
 
 
 def estimated_memory(config: dict[str, Any], definition_length: int, allocations: int = 1) -> int:

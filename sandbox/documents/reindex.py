@@ -3,7 +3,6 @@ does), write each document to the destination with the same id. Response shape: 
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -57,27 +56,35 @@ def reindex(sb: Any, req: EsRequest) -> dict[str, Any] | Reply:
     target = writes.target_index(sb, dest["index"]) if docs else None
     if target is not None:
         writes.check_pipelines(sb, target, dest.get("pipeline"))
-    for _, doc_id, doc in docs:
-        try:
-            result, _ = writes.index_doc(target, doc_id, filter_source(doc.source, includes, excludes), op_type)
-        except EsError as error:
-            if error.status == 409:
-                conflicts_count += 1
-                if conflicts == "proceed":
-                    continue
-            failures.append({"index": target.name, "id": doc_id, "cause": error.cause_dict(),
-                             "status": error.status})
+    # ES AbstractAsyncBulkByScrollAction.onBulkResponse: each scroll batch is one bulk request, so a failing
+    # document does not stop the rest of its batch; failures (conflicts too, unless conflicts=proceed:
+    # recordFailure) end the reindex after that batch.
+    batches = 0
+    for offset in range(0, len(docs), max(1, batch_size)):
+        batches += 1
+        for _, doc_id, doc in docs[offset:offset + max(1, batch_size)]:
+            try:
+                result, _ = writes.index_doc(target, doc_id, filter_source(doc.source, includes, excludes), op_type)
+            except EsError as error:
+                if error.status == 409:
+                    conflicts_count += 1
+                    if conflicts == "proceed":
+                        continue
+                failures.append({"index": target.name, "id": doc_id, "cause": error.cause_dict(),
+                                 "status": error.status})
+                continue
+            if result["result"] == "created":
+                created += 1
+            else:
+                updated += 1
+        if failures:
             break
-        if result["result"] == "created":
-            created += 1
-        else:
-            updated += 1
     if target is not None and req.args.get("refresh") in ("", "true", "wait_for"):
         view.refresh(target)
     body = {
         "took": int((time.perf_counter() - started) * 1000), "timed_out": False, "total": len(docs),
         "updated": updated, "created": created, "deleted": 0,
-        "batches": math.ceil(len(docs) / batch_size) if docs else 0,
+        "batches": batches,
         "version_conflicts": conflicts_count, "noops": 0, "retries": {"bulk": 0, "search": 0},
         "throttled_millis": 0, "requests_per_second": -1.0, "throttled_until_millis": 0, "failures": failures,
     }

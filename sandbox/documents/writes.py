@@ -6,14 +6,16 @@ from __future__ import annotations
 
 import base64
 import copy
+import json
 import os
+import re
 import threading
 import time
 from typing import Any
 
 from sandbox.errors import EsError, IllegalArgument, VersionConflict
 from sandbox.search import view
-from sandbox.search.fields import BOOLEAN, NUMBER, field_infos, values_at
+from sandbox.search.fields import BOOLEAN, NUMBER, field_infos
 
 _id_lock = threading.Lock()
 _last_ms = 0
@@ -81,43 +83,100 @@ _METADATA_FIELDS = {"_id", "_index", "_source", "_routing", "_version", "_seq_no
                     "_field_names", "_tier", "_doc_count", "_nested_path", "_data_stream_timestamp", "_ignored_source"}
 
 
-def _parse_failure(field: str, es_type: str, doc_id: str, value: Any, cause: EsError) -> EsError:
-    return EsError(f"failed to parse field [{field}] of type [{es_type}] in document with id '{doc_id}'. "
-                   f"Preview of field's value: '{value}'", status=400, type="document_parsing_exception",
-                   caused_by=cause)
+class _DocumentParsingError(EsError):
+    """DocumentParsingException wrapping a plain Java exception: ES's guessRootCauses stops at the last
+    ElasticsearchException, so root_cause is this error itself, not its cause."""
+
+    status, type = 400, "document_parsing_exception"
+
+    def root_cause(self) -> EsError:
+        return self
+
+
+def _parse_failure(field: str, es_type: str, doc_id: str, value: Any, cause: EsError, column: int) -> EsError:
+    # ES FieldMapper.parse: DocumentParsingException(parser.getTokenLocation(), ...) -> "[line:column] ..."
+    preview = json.dumps(value) if isinstance(value, bool) else value
+    return _DocumentParsingError(f"[1:{column}] failed to parse field [{field}] of type [{es_type}] in document with "
+                                 f"id '{doc_id}'. Preview of field's value: '{preview}'", caused_by=cause)
+
+
+def _compact_len(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _leaves(node: Any, path: str, start: int, out: list[tuple[str, Any, int]]) -> None:
+    """Scalar values in document order with the 1-based byte column where each starts, as Jackson reports
+    token locations for the compact JSON the Python client sends (elastic_transport JsonSerializer)."""
+    if isinstance(node, dict):
+        pos = start + 1
+        for i, (key, value) in enumerate(node.items()):
+            pos += (1 if i else 0) + _compact_len(key) + 1
+            _leaves(value, f"{path}.{key}" if path else str(key), pos, out)
+            pos += _compact_len(value)
+    elif isinstance(node, list):
+        pos = start + 1
+        for i, item in enumerate(node):
+            pos += 1 if i else 0
+            _leaves(item, path, pos, out)
+            pos += _compact_len(item)
+    elif node is not None:
+        out.append((path, node, start + 1))
+
+
+# Java's Double.parseDouble / Float.parseFloat (integer, short, byte and the floating types) and BigDecimal, the
+# fallback of Numbers.toLong (long, unsigned_long) [ES AbstractXContentParser.intValue/longValue]
+_JAVA_DOUBLE = re.compile(r"\s*[+-]?(NaN|Infinity|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?[fFdD]?)\s*")
+_BIG_DECIMAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+_LONG_TYPES = ("long", "unsigned_long")
+
+
+def _number_failure(es_type: str, value: Any) -> EsError | None:
+    """The cause ES's number parsing throws for a value, or None when the value parses."""
+    if isinstance(value, bool):
+        return IllegalArgument(f'For input string: "{json.dumps(value)}"')
+    if isinstance(value, (int, float)):
+        return None
+    text = str(value)
+    if text == "":
+        return None  # NumberFieldMapper: an empty string with coerce (the default) is indexed as null
+    if es_type in _LONG_TYPES:
+        # Numbers.toLong rethrows BigDecimal's NumberFormatException as IllegalArgumentException
+        return None if _BIG_DECIMAL.fullmatch(text) else IllegalArgument(f'For input string: "{text}"')
+    if _JAVA_DOUBLE.fullmatch(text):
+        return None
+    # Double.parseDouble's own java.lang.NumberFormatException
+    return EsError(f'For input string: "{text}"', status=400, type="number_format_exception")
 
 
 def validate_source(index: Any, doc_id: str, source: dict[str, Any]) -> None:
     """What DocumentParser rejects before anything is stored: metadata fields in the source, and values a mapped
-    number/boolean field cannot take (numbers coerce from numeric strings, as ES's default `coerce: true`)."""
+    number/boolean field cannot take (numbers coerce from numeric strings, as ES's default `coerce: true`).
+    Fields are checked in document order, so the first bad value is the one ES reports."""
     for key in source:
         if key in _METADATA_FIELDS:
             raise EsError(f"Field [{key}] is a metadata field and cannot be added inside a document. Use the index "
                           "API request parameters.", status=400, type="document_parsing_exception")
-    for path, info in field_infos(getattr(index, "mappings", {}) or {}, []).items():
-        if info.source_path != path or info.family not in (NUMBER, BOOLEAN):
+    mappings = getattr(index, "mappings", {}) or {}
+    # mapped properties only: runtime fields are read from _source at search time, never parsed at index time
+    checked = {path: info for path, info in field_infos(mappings, []).items()
+               if info.source_path == path and info.family in (NUMBER, BOOLEAN)
+               and _mapping_param(mappings, path, "type") is not None
+               and str(_mapping_param(mappings, path, "ignore_malformed")).lower() != "true"}
+    if not checked:
+        return
+    leaves: list[tuple[str, Any, int]] = []
+    _leaves(source, "", 0, leaves)
+    for path, value, column in leaves:
+        info = checked.get(path)
+        if info is None:
             continue
-        spec_ignores = _mapping_param(index.mappings, path, "ignore_malformed")
-        if str(spec_ignores).lower() == "true":
-            continue
-        for value in values_at(source, path):
-            if info.family == NUMBER:
-                if isinstance(value, bool) or not _numeric(value):
-                    text = f'For input string: "{value}"'
-                    raise _parse_failure(path, info.es_type, doc_id, value, IllegalArgument(text))
-            elif value not in (True, False, "true", "false", ""):
-                reason = f"Failed to parse value [{value}] as only [true] or [false] are allowed."
-                raise _parse_failure(path, info.es_type, doc_id, value, IllegalArgument(reason))
-
-
-def _numeric(value: Any) -> bool:
-    if isinstance(value, (int, float)):
-        return True
-    try:
-        float(str(value))
-        return True
-    except ValueError:
-        return False
+        if info.family == NUMBER:
+            cause = _number_failure(info.es_type, value)
+            if cause is not None:
+                raise _parse_failure(path, info.es_type, doc_id, value, cause, column)
+        elif value not in (True, False, "true", "false", ""):
+            reason = f"Failed to parse value [{value}] as only [true] or [false] are allowed."
+            raise _parse_failure(path, info.es_type, doc_id, value, IllegalArgument(reason), column)
 
 
 def _mapping_param(mappings: dict[str, Any], path: str, name: str) -> Any:

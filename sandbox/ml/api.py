@@ -13,6 +13,7 @@ from typing import Any
 
 from sandbox.errors import EsError, StatusException
 from sandbox.http import EsRequest, Route
+from sandbox.ml.info import ROUTES as _INFO_ROUTES
 from sandbox.ml.store import LANG_IDENT, MlStore, TrainedModel
 
 # exclude_generated=true drops what ES generates (TrainedModelConfig.toXContent with EXCLUDE_GENERATED)
@@ -249,6 +250,7 @@ ROUTES = [
     # ES: .../deployment/_infer is the deprecated spelling of .../_infer (same handler)
     Route(("POST",), f"{_T}/<model_id>/_infer", infer, writes=False),
     Route(("POST",), f"{_T}/<model_id>/deployment/_infer", infer, writes=False),
+    *_INFO_ROUTES,
 ]
 
 __all__ = ["ROUTES", "LANG_IDENT"]

@@ -31,6 +31,14 @@ def version_at_least(version: str, minimum: tuple[int, int]) -> bool:
     return (major, minor) >= minimum
 
 
+class _WrapsJavaCause(EsError):
+    """An ES exception caused by a plain Java one: ES's guessRootCauses stops at the last ElasticsearchException,
+    so root_cause names this error, not its cause (ElasticsearchException#guessRootCauses)."""
+
+    def root_cause(self) -> EsError:
+        return self
+
+
 def missing_deployment(deployment_id: str) -> ResourceNotFound:
     # ES ExceptionsHelper.missingModelDeployment
     return ResourceNotFound(f"No known model deployment with id [{deployment_id}]")
@@ -137,6 +145,7 @@ class Deployments:
             raise StatusException(f"Model download task is currently running. Wait for trained model [{model_id}] "
                                   f"download task to complete then try again", 400)
         self._check_definition(model)
+        self._check_capacity()
         adaptive = self._adaptive(adaptive_allocations)
         allocations = number_of_allocations or (max(1, adaptive.get("min_number_of_allocations", 1))
                                                 if adaptive and adaptive.get("enabled") else 1)
@@ -203,6 +212,16 @@ class Deployments:
         if not model.fully_defined():
             raise StatusException(f"Model definition truncated. Unable to deserialize trained model definition "
                                   f"[{model_id}]", 400)
+
+    def _check_capacity(self) -> None:
+        """No ML memory = no ML node: ES TrainedModelAssignmentClusterService.checkModelIsFullyAllocatedIfScaling
+        IsNotPossible fails the start with 429 and the rebalancer's reason "No ML nodes exist in the cluster"."""
+        if self.store.ml_memory_bytes >= 1 << 20:
+            return
+        detail = EsError("Could not start deployment because no suitable nodes were found, allocation explanation "
+                         "[No ML nodes exist in the cluster]", status=500, type="illegal_state_exception")
+        raise _WrapsJavaCause("Could not start deployment because no ML nodes with sufficient capacity were found",
+                              status=429, type="status_exception", caused_by=detail)
 
     def _load(self, model: TrainedModel, deployment_id: str) -> LoadedModel:
         """Load the definition like the ML node's pytorch_inference process; a failure fails the start (500)."""

@@ -80,6 +80,12 @@ def not_found(expression: str) -> ResourceNotFound:
 _ALIAS_RE = re.compile(r"[a-z0-9](?:[a-z0-9_\-.]*[a-z])?")
 
 
+# The one simulated ML node: what GET _ml/info reports and what deployments may use. Tests change these on
+# `cluster.ml` (0 memory = a cluster without ML nodes); reset() restores them.
+DEFAULT_ML_MEMORY_BYTES = 4 << 30
+DEFAULT_ML_PROCESSORS = 2
+
+
 class MlStore:
     def __init__(self, cluster: Any):
         from sandbox.ml.deployments import Deployments
@@ -90,6 +96,8 @@ class MlStore:
 
     # ---- lifecycle -----------------------------------------------------------------------------------------
     def reset(self) -> None:
+        self.ml_memory_bytes = DEFAULT_ML_MEMORY_BYTES
+        self.ml_processors = DEFAULT_ML_PROCESSORS
         self.models: dict[str, TrainedModel] = {LANG_IDENT: TrainedModel(lang_ident_config())}
         self.aliases: dict[str, str] = {}
         self.deployments.reset()
@@ -219,16 +227,18 @@ class MlStore:
 
             raise ActionRequestValidation(*validation)
         if model.model_type != "pytorch":
-            raise StatusException(f"cannot put definition for model [{model_id}] as it is not a pytorch model", 400)
+            # ES TransportPutTrainedModelDefinitionPartAction: only models stored by location (pytorch) take parts
+            raise StatusException(f"cannot put definition for model [{model_id}] as location is null", 400)
         try:
             raw = base64.b64decode(body["definition"], validate=True)
         except ValueError as exc:
             raise EsError(f"[definition] failed to decode base64: {exc}", status=400,
                           type="x_content_parse_exception") from exc
         if part in model.parts:
-            # ES stores parts with op_type=create: a repeated part is a version conflict
-            raise EsError(f"[{model_id}] definition part [{part}] already exists", status=409,
-                          type="version_conflict_engine_exception")
+            # ES TrainedModelProvider.storeTrainedModelDefinitionDoc: the part is indexed with op_type=create and the
+            # version conflict becomes ResourceAlreadyExistsException (INFERENCE_TRAINED_MODEL_DOC_EXISTS)
+            raise ResourceAlreadyExists(f"Trained machine learning model chunked doc [{model_id}][{part}] already "
+                                        f"exists")
         model.parts[part] = body["definition"]
         model.part_lengths[part] = len(raw)
         model.total_parts = total_parts
@@ -242,12 +252,20 @@ class MlStore:
             if key not in ("vocabulary", "merges", "scores"):
                 raise EsError(f"[put_trained_model_vocabulary] unknown field [{key}]", status=400,
                               type="x_content_parse_exception")
-        if not body.get("vocabulary"):
-            from sandbox.errors import ActionRequestValidation
+        from sandbox.errors import ActionRequestValidation
 
+        # ES PutTrainedModelVocabularyAction.Request.validate
+        if not body.get("vocabulary"):
             raise ActionRequestValidation("[vocabulary] must not be empty")
+        if body.get("scores") and len(body["scores"]) != len(body["vocabulary"]):
+            raise ActionRequestValidation("[scores] must have same length as [vocabulary]")
         if model.model_type != "pytorch":
-            raise StatusException(f"cannot put vocabulary for model [{model_id}] as it is not a pytorch model", 400)
+            raise StatusException(f"cannot put vocabulary for model [{model_id}] as it is not an NLP model", 400)
+        if model.vocabulary is not None:
+            # ES TrainedModelProvider.storeTrainedModelVocabulary: REST requests never allow overwriting
+            # (PutTrainedModelVocabularyAction.Request.parseRequest passes allowOverwriting=false), so the vocabulary
+            # doc is indexed with op_type=create and a second upload is INFERENCE_TRAINED_MODEL_VOCAB_EXISTS
+            raise ResourceAlreadyExists(f"Trained machine learning model [{model_id}] vocabulary already exists")
         model.vocabulary = {k: body[k] for k in ("vocabulary", "merges", "scores") if k in body}
 
     def delete_model(self, model_id: str, force: bool = False) -> None:

@@ -268,3 +268,46 @@ def test_ingest_pipelines_are_checked_not_silently_skipped(es):
         es.index(index="piped", id="2", document={"a": 1}, pipeline="p1")
     assert info.value.body["error"]["type"] == "sandbox_unsupported_exception"
     assert es.index(index="piped", id="3", document={"a": 1}, pipeline="_none")["result"] == "created"
+
+
+def test_string_in_an_integer_field_is_a_document_parsing_error(es):
+    es.indices.create(index="aliens", mappings={"properties": {"f": {"type": "integer"}, "n": {"type": "long"}}})
+    with pytest.raises(BadRequestError) as info:
+        es.index(index="aliens", id="x", document={"f": "Alien"})
+    error = info.value.body["error"]
+    # ES: "[line:column]" of the value token; Double.parseDouble's NumberFormatException is not an ES exception,
+    # so the root cause is the document_parsing_exception itself
+    expected = ("[1:6] failed to parse field [f] of type [integer] in document with id 'x'. "
+                "Preview of field's value: 'Alien'")
+    assert error["type"] == "document_parsing_exception" and error["reason"] == expected
+    assert error["root_cause"] == [{"type": "document_parsing_exception", "reason": expected}]
+    assert error["caused_by"] == {"type": "number_format_exception", "reason": 'For input string: "Alien"'}
+    with pytest.raises(BadRequestError) as long_info:  # long: Numbers.toLong rethrows as IllegalArgumentException
+        es.index(index="aliens", id="y", document={"f": 1, "n": "many"})
+    assert long_info.value.body["error"]["reason"].startswith("[1:12] failed to parse field [n] of type [long]")
+    assert long_info.value.body["error"]["caused_by"]["type"] == "illegal_argument_exception"
+    # numeric strings coerce and an empty string is indexed as null (NumberFieldMapper, coerce: true)
+    assert es.index(index="aliens", id="z", document={"f": "12", "n": ""})["result"] == "created"
+    with pytest.raises(NotFoundError):
+        es.get(index="aliens", id="x")
+
+
+def test_reindex_reports_a_parsing_failure_and_keeps_the_rest_of_the_batch(es):
+    es.indices.create(index="src", mappings={"properties": {"f": {"type": "keyword"}}})
+    helpers.bulk(es, [{"_index": "src", "_id": i, "_source": {"f": v}}
+                      for i, v in (("a", 1), ("b", "Alien"), ("c", 3))], refresh=True)
+    es.indices.create(index="dst", mappings={"properties": {"f": {"type": "integer"}}})
+    with pytest.raises(BadRequestError) as info:
+        es.reindex(source={"index": "src"}, dest={"index": "dst"}, refresh=True)
+    body = info.value.body
+    # ES AbstractAsyncBulkByScrollAction: one bulk per batch, failed items go to `failures`, the others are written
+    assert body["created"] == 2 and body["total"] == 3 and body["batches"] == 1
+    (failure,) = body["failures"]
+    assert failure["index"] == "dst" and failure["id"] == "b" and failure["status"] == 400
+    assert failure["cause"]["type"] == "document_parsing_exception"
+    assert "failed to parse field [f] of type [integer] in document with id 'b'" in failure["cause"]["reason"]
+    assert failure["cause"]["caused_by"]["type"] == "number_format_exception"
+    assert sorted(h["_id"] for h in es.search(index="dst")["hits"]["hits"]) == ["a", "c"]
+    with pytest.raises(BadRequestError) as small:  # with one document per batch, the failing batch is the last
+        es.reindex(source={"index": "src", "size": 1}, dest={"index": "dst2"}, refresh=True)  # f: long (dynamic)
+    assert small.value.body["batches"] == 2 and small.value.body["created"] == 1

@@ -286,3 +286,61 @@ def test_long_texts_without_truncation_are_scored_in_windows(es, traced):
                                   inference_config={"text_similarity": {"text": query}})
     assert exc.value.body["error"]["reason"] == ("Input too large. The tokenized input length [45] exceeds the maximum "
                                                  "sequence length [24]")
+
+
+def test_repeated_definition_part_and_vocabulary_already_exist(es, traced):
+    # ES TrainedModelProvider: parts and the vocabulary are indexed with op_type=create -> 400 already exists
+    upload(es, traced, parts={0}, vocabulary=False)
+    data = traced.definition()
+    with pytest.raises(BadRequestError) as part:
+        es.ml.put_trained_model_definition_part(model_id=MODEL, part=0, definition=base64.b64encode(data[:10]).decode(),
+                                                total_definition_length=len(data), total_parts=2)
+    assert error(part)["type"] == "resource_already_exists_exception"
+    assert error(part)["reason"] == f"Trained machine learning model chunked doc [{MODEL}][0] already exists"
+    vocabulary = traced.vocabulary["vocabulary"]
+    with pytest.raises(BadRequestError) as scores:
+        es.ml.put_trained_model_vocabulary(model_id=MODEL, vocabulary=vocabulary, scores=[1.0])
+    assert "[scores] must have same length as [vocabulary]" in error(scores)["reason"]
+    es.ml.put_trained_model_vocabulary(model_id=MODEL, vocabulary=vocabulary)
+    with pytest.raises(BadRequestError) as again:
+        es.ml.put_trained_model_vocabulary(model_id=MODEL, vocabulary=vocabulary)
+    assert error(again)["type"] == "resource_already_exists_exception"
+    assert error(again)["reason"] == f"Trained machine learning model [{MODEL}] vocabulary already exists"
+
+
+def test_ml_info_describes_the_ml_node(es, sandbox):
+    info = es.ml.info().body
+    assert info["upgrade_mode"] is False
+    assert info["native_code"]["version"] == sandbox.cluster.version
+    assert info["defaults"]["datafeeds"] == {"scroll_size": 1000}
+    assert info["defaults"]["anomaly_detectors"]["model_memory_limit"] == "1gb"
+    limits = info["limits"]
+    assert limits["max_single_ml_node_processors"] == limits["total_ml_processors"] == 2
+    assert "max_model_memory_limit" not in limits  # only when xpack.ml.max_model_memory_limit is set
+    sandbox.cluster.ml.ml_memory_bytes = 2 << 30
+    limits = es.ml.info().body["limits"]
+    # ES calculateEffectiveMaxModelMemoryLimit: largest node minus 10mb process + 30mb native code overhead
+    assert limits["total_ml_memory"] == "2gb" and limits["effective_max_model_memory_limit"] == "2008mb"
+    sandbox.cluster.ml.ml_memory_bytes = 1000 << 20
+    small = es.ml.info().body
+    assert small["limits"]["total_ml_memory"] == "1000mb"
+    # the default job memory limit never exceeds what could run
+    assert small["defaults"]["anomaly_detectors"]["model_memory_limit"] == "960mb"
+
+
+def test_without_ml_memory_info_says_so_and_deployments_cannot_start(es, sandbox, traced):
+    upload(es, traced)
+    sandbox.cluster.ml.ml_memory_bytes = 0
+    limits = es.ml.info().body["limits"]
+    # ES ByteSizeValue.getStringRep() writes a bare "0"; node-derived limits are left out without ML nodes
+    assert limits == {"total_ml_memory": "0"}
+    with pytest.raises(ApiError) as exc:
+        es.ml.start_trained_model_deployment(model_id=MODEL, wait_for="started")
+    body = exc.value.body["error"]
+    assert exc.value.status_code == 429 and body["type"] == "status_exception"
+    assert body["reason"] == "Could not start deployment because no ML nodes with sufficient capacity were found"
+    assert body["root_cause"][0]["type"] == "status_exception"
+    assert "No ML nodes exist in the cluster" in body["caused_by"]["reason"]
+    assert es.ml.get_trained_models_stats(model_id=MODEL).body["trained_model_stats"][0].get("deployment_stats") is None
+    sandbox.reset()
+    assert sandbox.cluster.ml.ml_memory_bytes > 0  # reset restores the default node
