@@ -50,6 +50,15 @@ class EsRequest:
         self._data = request.get_data(cache=True)
         self._json: Any = ...
 
+    def preparse(self) -> None:
+        """Parse a JSON body before the cluster lock is taken, so that concurrent requests (definition parts of
+        1 MiB) read and decode in parallel; a malformed body is left for the handler, which reports it as ES does."""
+        if self._json is ... and self.has_body() and "ndjson" not in (self.raw.content_type or ""):
+            try:
+                self._json = json.loads(self._data)
+            except (ValueError, UnicodeDecodeError):
+                pass
+
     @property
     def data(self) -> bytes:
         return self._data

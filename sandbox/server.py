@@ -221,8 +221,10 @@ class Sandbox:
             except (NotFound, MethodNotAllowed) as exc:
                 raise Unsupported(request.method, request.path) from exc
             route = self.routes[index]
+            es_request = EsRequest(request)  # reads the body outside the lock
+            es_request.preparse()
             with self.cluster.lock:
-                result = route.handler(self, EsRequest(request), **params)
+                result = route.handler(self, es_request, **params)
             reply = result if isinstance(result, Reply) else Reply(result)
         except EsError as error:
             reply = Reply(error.body(_error_trace(request)), error.status, error.headers)

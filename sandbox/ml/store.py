@@ -29,6 +29,23 @@ PACKAGED_MODELS = {".elser_model_1", ".elser_model_2", ".elser_model_2_linux-x86
                    ".multilingual-e5-small_linux-x86_64", ".rerank-v1", ".elser_model_2_sagemaker"}
 
 
+
+_BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def base64_decoded_length(text: str) -> int:
+    """Validate base64 as Java's Base64.getDecoder() does (padding optional, ES PutTrainedModelDefinitionPartAction
+    decodes the part when parsing it) and return the decoded length without decoding: parts are decoded once, when
+    a deployment starts, so concurrent 1 MiB uploads are not serialised on decoding."""
+    data = text.encode("ascii") if isinstance(text, str) else bytes(text)
+    body = data.rstrip(b"=")
+    padding = len(data) - len(body)
+    tail = len(body) % 4
+    if body.translate(None, _BASE64_ALPHABET) or tail == 1 or padding > 2 or (padding and len(data) % 4):
+        raise ValueError("Input byte array has wrong 4-byte ending unit or an illegal character")
+    return len(body) // 4 * 3 + {0: 0, 2: 1, 3: 2}[tail]
+
+
 @dataclass
 class TrainedModel:
     config: dict[str, Any]
@@ -56,7 +73,8 @@ class TrainedModel:
                 and sum(self.part_lengths.values()) == self.total_length)
 
     def definition_bytes(self) -> bytes:
-        return b"".join(base64.b64decode(self.parts[i]) for i in sorted(self.parts))
+        # padding is optional for ES (Java's decoder), not for Python's
+        return b"".join(base64.b64decode(self.parts[i] + "=" * (-len(self.parts[i]) % 4)) for i in sorted(self.parts))
 
     def dump(self) -> dict[str, Any]:
         return {"config": self.config, "parts": {str(k): v for k, v in self.parts.items()},
@@ -230,7 +248,7 @@ class MlStore:
             # ES TransportPutTrainedModelDefinitionPartAction: only models stored by location (pytorch) take parts
             raise StatusException(f"cannot put definition for model [{model_id}] as location is null", 400)
         try:
-            raw = base64.b64decode(body["definition"], validate=True)
+            raw_length = base64_decoded_length(body["definition"])
         except ValueError as exc:
             raise EsError(f"[definition] failed to decode base64: {exc}", status=400,
                           type="x_content_parse_exception") from exc
@@ -240,7 +258,7 @@ class MlStore:
             raise ResourceAlreadyExists(f"Trained machine learning model chunked doc [{model_id}][{part}] already "
                                         f"exists")
         model.parts[part] = body["definition"]
-        model.part_lengths[part] = len(raw)
+        model.part_lengths[part] = raw_length
         model.total_parts = total_parts
         model.total_length = total_length
 
