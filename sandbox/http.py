@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,10 +55,8 @@ class EsRequest:
         """Parse a JSON body before the cluster lock is taken, so that concurrent requests (definition parts of
         1 MiB) read and decode in parallel; a malformed body is left for the handler, which reports it as ES does."""
         if self._json is ... and self.has_body() and "ndjson" not in (self.raw.content_type or ""):
-            try:
+            with contextlib.suppress(ValueError, UnicodeDecodeError):
                 self._json = json.loads(self._data)
-            except (ValueError, UnicodeDecodeError):
-                pass
 
     @property
     def data(self) -> bytes:
@@ -78,6 +77,13 @@ class EsRequest:
                     raise EsError(f"Failed to parse request body: {exc}", status=400,
                                   type="x_content_parse_exception") from exc
         return default if self._json is None else self._json
+
+    def json_object(self) -> dict[str, Any]:
+        """A JSON object body ({} when there is none); any other JSON value is ES's 400 parse error."""
+        body = self.json({})
+        if not isinstance(body, dict):
+            raise EsError("request body must be a JSON object", status=400, type="x_content_parse_exception")
+        return body
 
     def ndjson(self) -> list[Any]:
         """Bulk bodies: one JSON value per non-empty line."""

@@ -16,15 +16,8 @@ def _store(sb: Any) -> InferenceStore:
     return sb.cluster.inference
 
 
-def _body(req: EsRequest) -> dict[str, Any]:
-    body = req.json({})
-    if not isinstance(body, dict):
-        raise EsError("request body must be a JSON object", status=400, type="x_content_parse_exception")
-    return body
-
-
 def put_endpoint(sb: Any, req: EsRequest, inference_id: str, task_type: str | None = None) -> dict:
-    return _store(sb).put(inference_id, task_type, _body(req))
+    return _store(sb).put(inference_id, task_type, req.json_object())
 
 
 def get_endpoints(sb: Any, req: EsRequest, inference_id: str | None = None, task_type: str | None = None) -> dict:
@@ -45,11 +38,11 @@ def delete_endpoint(sb: Any, req: EsRequest, inference_id: str, task_type: str |
 
 
 def update_endpoint(sb: Any, req: EsRequest, inference_id: str, task_type: str | None = None) -> dict:
-    return _store(sb).update(inference_id, task_type, _body(req))
+    return _store(sb).update(inference_id, task_type, req.json_object())
 
 
 def perform(sb: Any, req: EsRequest, inference_id: str, task_type: str | None = None) -> dict:
-    return _store(sb).infer(inference_id, task_type, _body(req))
+    return _store(sb).infer(inference_id, task_type, req.json_object())
 
 
 ROUTES = [

@@ -26,17 +26,11 @@ def _ml(sb: Any) -> MlStore:
     return sb.cluster.ml
 
 
-def _body(req: EsRequest) -> dict[str, Any]:
-    body = req.json({})
-    if not isinstance(body, dict):
-        raise EsError("request body must be a JSON object", status=400, type="x_content_parse_exception")
-    return body
-
-
 # ---- models -----------------------------------------------------------------------------------------------------
 
 def put_model(sb: Any, req: EsRequest, model_id: str) -> dict:
-    return _ml(sb).put_model(model_id, _body(req), defer_decompression=req.flag("defer_definition_decompression"),
+    return _ml(sb).put_model(model_id, req.json_object(),
+                             defer_decompression=req.flag("defer_definition_decompression"),
                              wait_for_completion=req.flag("wait_for_completion"))
 
 
@@ -85,12 +79,12 @@ def delete_model(sb: Any, req: EsRequest, model_id: str) -> dict:
 
 
 def put_definition_part(sb: Any, req: EsRequest, model_id: str, part: int) -> dict:
-    _ml(sb).put_definition_part(model_id, part, _body(req))
+    _ml(sb).put_definition_part(model_id, part, req.json_object())
     return {"acknowledged": True}
 
 
 def put_vocabulary(sb: Any, req: EsRequest, model_id: str) -> dict:
-    _ml(sb).put_vocabulary(model_id, _body(req))
+    _ml(sb).put_vocabulary(model_id, req.json_object())
     return {"acknowledged": True}
 
 
@@ -162,7 +156,7 @@ def get_stats(sb: Any, req: EsRequest, model_id: str | None = None) -> dict:
 # ---- deployments ------------------------------------------------------------------------------------------------
 
 def start_deployment(sb: Any, req: EsRequest, model_id: str) -> dict:
-    body = _body(req)
+    body = req.json_object()
     store = _ml(sb)
     # Query parameters win over the body (ES RestStartTrainedModelDeploymentAction accepts both)
     def pick(name: str) -> Any:
@@ -189,7 +183,7 @@ def start_deployment(sb: Any, req: EsRequest, model_id: str) -> dict:
 
 
 def stop_deployment(sb: Any, req: EsRequest, model_id: str) -> dict:
-    body = _body(req)
+    body = req.json_object()
     force = req.flag("force", bool(body.get("force", False)))
     allow_no_match = req.flag("allow_no_match", bool(body.get("allow_no_match", True)))
     _ml(sb).deployments.stop(model_id, force=force, allow_no_match=allow_no_match)
@@ -197,7 +191,7 @@ def stop_deployment(sb: Any, req: EsRequest, model_id: str) -> dict:
 
 
 def update_deployment(sb: Any, req: EsRequest, model_id: str) -> dict:
-    body = _body(req)
+    body = req.json_object()
     for key in body:
         if key not in ("number_of_allocations", "adaptive_allocations"):
             raise EsError(f"[update_trained_model_deployment_request] unknown field [{key}]", status=400,
@@ -213,7 +207,7 @@ def update_deployment(sb: Any, req: EsRequest, model_id: str) -> dict:
 
 
 def infer(sb: Any, req: EsRequest, model_id: str) -> dict:
-    body = _body(req)
+    body = req.json_object()
     docs = body.get("docs")
     if not isinstance(docs, list) or not docs:
         raise EsError("[docs] must not be empty", status=400, type="action_request_validation_exception")
