@@ -54,8 +54,9 @@ def _run_change(ctx: Any, change: Change) -> None:
         raise ClusterError(f"{change.action}: cannot reach Elasticsearch: {exc.message}", resource=change.key,
                            location=location) from exc
     except ClusterError as exc:
-        if exc.resource is None:
-            exc.resource, exc.location = change.key, location
+        if exc.resource is None:  # the message is built at construction: a new error, so it names the resource
+            raise ClusterError(str(exc), status=exc.status, es_type=exc.es_type, resource=change.key,
+                               location=location) from exc
         raise
     ctx.reporter.info(f"{change.key}: {change.action} done")
 

@@ -8,17 +8,62 @@ There is deliberately no fallback to a local sandbox: a pipeline must never "suc
 
 from __future__ import annotations
 
+import logging
 import os
+import random
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from elasticsearch import ApiError, Elasticsearch
+
 from provisioning.errors import ConfigError
 
-# Throttling and transient gateway errors are retried by the transport itself (elastic-transport's retry loop).
+# Throttling and transient gateway errors are retried, with exponential backoff and jitter, within a total deadline.
 RETRY_ON_STATUS = (429, 502, 503, 504)
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 5
+RETRY_BACKOFF_BASE = 0.5  # seconds: the first pause is 0.25-0.5 s, then each one doubles ...
+RETRY_BACKOFF_CAP = 10.0  # ... up to 5-10 s
+RETRY_DEADLINE = 90.0  # a request is not retried once its next pause would end later than this after it started
+
+_log = logging.getLogger(__name__)
+
+
+def backoff(attempt: int, base: float = RETRY_BACKOFF_BASE, cap: float = RETRY_BACKOFF_CAP) -> float:
+    """Exponential backoff with "equal jitter" (half fixed, half random), the formula elastic-transport uses
+    between connection-error retries (elastic_transport/_transport.py backoff_time)."""
+    half = min(cap, base * 2 ** (attempt - 1)) / 2
+    return half + random.uniform(0, half)
+
+
+class RetryingElasticsearch(Elasticsearch):
+    """The client, pausing before it retries a 429/502/503/504 answer.
+
+    Connection errors and timeouts are retried by the transport itself, with its own backoff (retry_backoff_base /
+    retry_backoff_cap). Status retries are done here instead: elastic-transport 9.x retries `retry_on_status`
+    answers immediately, without any pause (elastic_transport/_transport.py perform_request; open issue
+    elastic/elastic-transport-python#197), which hammers a cluster that is shedding load. `options()` keeps this
+    class (it builds `type(self)`), so `client.options(max_retries=0)` disables these retries too.
+    """
+
+    def perform_request(self, method: str, path: str, **kwargs: Any) -> Any:
+        retries = self._max_retries if isinstance(self._max_retries, int) else DEFAULT_MAX_RETRIES
+        deadline = time.monotonic() + RETRY_DEADLINE
+        attempt = 0
+        while True:
+            try:
+                return super().perform_request(method, path, **kwargs)
+            except ApiError as exc:
+                attempt += 1
+                pause = backoff(attempt)
+                if exc.meta.status not in RETRY_ON_STATUS or attempt > retries \
+                        or time.monotonic() + pause > deadline:
+                    raise
+                _log.warning("%s %s answered %s; retrying in %.1fs (retry %d of %d)", method, path.split("?")[0],
+                             exc.meta.status, pause, attempt, retries)
+                time.sleep(pause)
 
 HOW_TO_CONFIGURE = (
     "set ELASTIC_CLOUD_ID and ELASTIC_API_KEY (Elastic Cloud), or ELASTICSEARCH_URL with ELASTIC_API_KEY or "
@@ -61,11 +106,11 @@ def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 def connect(environ: Mapping[str, str] | None = None, *, url: str | None = None,
             request_timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES) -> Any:
     """An Elasticsearch client. `url` (used by tasks.py --sandbox) overrides the environment's cluster."""
-    from elasticsearch import Elasticsearch
-
     options = {"hosts": [url]} if url else client_options(environ)
-    return Elasticsearch(**options, request_timeout=request_timeout, max_retries=max_retries,
-                         retry_on_status=RETRY_ON_STATUS, retry_on_timeout=True)
+    # retry_on_status=(): the transport must not retry statuses itself (immediately); RetryingElasticsearch does.
+    return RetryingElasticsearch(**options, request_timeout=request_timeout, max_retries=max_retries,
+                                 retry_on_status=(), retry_on_timeout=True,
+                                 retry_backoff_base=RETRY_BACKOFF_BASE, retry_backoff_cap=RETRY_BACKOFF_CAP)
 
 
 def describe_target(environ: Mapping[str, str] | None = None, *, url: str | None = None) -> str:

@@ -6,6 +6,7 @@ ctx.reporter and ctx.secret(env_name); nothing else is guaranteed.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import threading
@@ -20,6 +21,29 @@ if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
 
     from provisioning.ledger import Ledger
+
+
+class _RedactSecrets(logging.Filter):
+    """Masks, in log records, every secret value this process read through Context.secret. The client's opt-in wire
+    trace (logger elastic_transport.node, e.g. after elastic_transport.debug_logging()) prints request bodies
+    verbatim, and PUT _inference carries an endpoint's api_key in its body; the Authorization header the client
+    hides itself."""
+
+    values: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.values:
+            message = record.getMessage()
+            if any(value in message for value in self.values):
+                for value in self.values:
+                    message = message.replace(value, "(sensitive value)")
+                record.msg, record.args = message, ()
+        return True
+
+
+_REDACT = _RedactSecrets()
+for _name in ("elastic_transport.node", "elastic_transport.transport", "elasticsearch"):
+    logging.getLogger(_name).addFilter(_REDACT)
 
 
 @dataclass
@@ -104,6 +128,7 @@ class Context:
         if not value:
             raise ConfigError(f"environment variable {env_name} is not set (a manifest reads a secret from it); "
                               f"set it in the environment or in .env")
+        _RedactSecrets.values.add(value)
         return value
 
 

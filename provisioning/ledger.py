@@ -213,15 +213,28 @@ class Ledger:
     def acquire(self, command: str) -> None:
         """Take the stack lock or raise LockHeld naming the holder, the time and how to break a stale lock."""
         self.ensure_index()
-        doc = {"type": "lock", "stack": self.stack, **_holder_identity(command)}
+        # token: tells our own earlier create (a lost answer) from any other run's, even one in this very process
+        doc = {"type": "lock", "stack": self.stack, **_holder_identity(command), "token": os.urandom(8).hex()}
         try:
             resp = self.client.create(index=LEDGER_INDEX, id=self.lock_id, document=doc, refresh=True)
         except ApiError as exc:
             if exc.meta.status == 409:
-                raise self._lock_held() from None
-            raise _cluster_error(exc, "taking the stack lock") from exc
+                resp = self._own_earlier_create(doc)
+                if resp is None:
+                    raise self._lock_held() from None
+            else:
+                raise _cluster_error(exc, "taking the stack lock") from exc
         self._held = {"seq_no": resp["_seq_no"], "primary_term": resp["_primary_term"],
                       "acquired_at": doc["acquired_at"]}
+
+    def _own_earlier_create(self, doc: dict[str, Any]) -> Any | None:
+        """A 409 to our create can be our own lock: the client retried a create whose answer was lost (dropped
+        connection) after ES stored it. The same document (same token) is ours."""
+        try:
+            current = self.client.get(index=LEDGER_INDEX, id=self.lock_id)
+        except NotFoundError:
+            return None
+        return current if current["_source"] == doc else None
 
     def _lock_held(self) -> LockHeld:
         try:

@@ -52,4 +52,7 @@ def test_client_retries_with_its_own_machinery(sandbox):
     client = connect({"ELASTICSEARCH_URL": sandbox.url})
     assert client.info()["version"]["number"].startswith("9.")
     assert [e["status"] for e in sandbox.log.entries(0) if e["path"] == "/"] == [503, 503, 200]
-    assert client._retry_on_status == RETRY_ON_STATUS and client._retry_on_timeout is True
+    # statuses are retried with a pause by RetryingElasticsearch (the transport would retry them at once);
+    # connection errors and timeouts by the transport, with its own backoff
+    assert client._retry_on_timeout is True and client._retry_backoff_base > 0 and client._retry_backoff_cap > 0
+    assert set(RETRY_ON_STATUS) == {429, 502, 503, 504}

@@ -17,7 +17,7 @@ from elasticsearch import ApiError
 from provisioning.diffing import flat_settings, spec_hash
 from provisioning.errors import ClusterError, Problem, Refused
 from provisioning.kinds.index_rules import alias_diffs, mapping_diffs, normalise_alias, settings_diffs
-from provisioning.model import Change, Resource
+from provisioning.model import Change, FieldDiff, Resource
 
 MANAGED_BY = "es-stack"
 # characters of index names per GET: ES rejects request lines over 4kb (http.max_initial_line_length)
@@ -96,10 +96,18 @@ class IndexKind:
     def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
         names = sorted({r.name for r in resources} | set(owned))
         found: dict[str, dict[str, Any]] = {}
-        for chunk in chunk_names(names) if names else []:
-            resp = ctx.client.indices.get(index=",".join(chunk), ignore_unavailable=True, allow_no_indices=True,
-                                          flat_settings=True)
+        generations: dict[str, list[str]] = {}
+        # `<name>-00*` too (half the characters per GET): generations an interrupted replacement left behind
+        # (`-00*`, not `-*`: generations are -000001 ..., and a user's `<name>-2025.01.01` stays out of the answer)
+        for chunk in chunk_names(names, MAX_URL_NAMES // 2) if names else []:
+            resp = ctx.client.indices.get(index=",".join(chunk + [f"{n}-00*" for n in chunk]),
+                                          ignore_unavailable=True, allow_no_indices=True, flat_settings=True)
             for physical, data in resp.body.items():
+                meta = (data.get("mappings") or {}).get("_meta") or {}
+                match = _VERSIONED.match(physical)
+                if match and match["base"] in chunk and meta.get("managed_by") == MANAGED_BY \
+                        and meta.get("stack") == ctx.stack and match["base"] not in (data.get("aliases") or {}):
+                    generations.setdefault(match["base"], []).append(physical)
                 for name in chunk:
                     if name == physical or name in (data.get("aliases") or {}):
                         if name in found and found[name]["physical"] != physical:
@@ -118,6 +126,9 @@ class IndexKind:
                 "aliases": {a: p or {} for a, p in (data.get("aliases") or {}).items()},
                 "doc_count": counts.get(data["physical"]), "entry": entry,
                 "owned": not data["concrete"] and (ours or bool(entry and entry.get("physical") == data["physical"])),
+                # ours, named like a generation of this index, not behind its alias: the old or the new index of a
+                # replacement killed half-way (after the swap, or before it)
+                "leftovers": sorted(p for p in generations.get(name, []) if p != data["physical"]),
             }
         return live
 
@@ -148,6 +159,16 @@ class IndexKind:
         diffs = (settings_diffs(spec.get("settings") or {}, live["settings"], previous.get("settings"))
                  + mapping_diffs(spec.get("mappings") or {}, live["mappings"], previous.get("mappings"))
                  + alias_diffs(resource.name, spec.get("aliases") or {}, live["aliases"], previous.get("aliases")))
+        if not live.get("entry"):
+            # ours by the marker on the index, yet no ledger record: a run stopped between the create and its record
+            # (or a create that timed out and still succeeded). Recording it keeps destroy from leaving it behind.
+            diffs.append(FieldDiff("ownership_record", None, "recorded"))
+        if live.get("leftovers"):
+            diffs.append(FieldDiff("leftover_indices", live["leftovers"], []))
+        blocked = str(live["settings"].get("index.blocks.write", "false")).lower() == "true"
+        if blocked and "index.blocks.write" not in flat_settings(spec.get("settings")):
+            # a replacement killed while it copied: the serving index still refuses writes
+            diffs.append(FieldDiff("settings.index.blocks.write", "true", None))
         forcing = [d.path for d in diffs if d.forces_replacement]
         if forcing:
             return Change(self.name, resource.name, "replace", diffs, resource=resource, live=live,
@@ -183,11 +204,33 @@ class IndexKind:
         entry = ctx.ledger.entry(self.name, resource.name)
         physical = next_physical(resource.name, (entry or {}).get("physical")) if entry else physical_name(
             resource.name, 1)
-        self._create_physical(ctx, resource, physical, aliases=True)
+        # Owned BEFORE it exists (write-ahead): a run killed between the create and a later record would otherwise
+        # leave an index no ledger knows, which destroy never removes. ES refusing the create undoes the record.
         self._record(ctx, resource, physical)
+        try:
+            self._create_physical(ctx, resource, physical, aliases=True)
+        except ApiError as exc:
+            if self._created_by_earlier_attempt(ctx, resource, physical, exc):
+                return
+            if entry is None and exc.meta.status in (400, 403, 404, 409):
+                ctx.ledger.forget(self.name, resource.name)
+            raise
+
+    @staticmethod
+    def _created_by_earlier_attempt(ctx: Any, resource: Resource, physical: str, exc: ApiError) -> bool:
+        """"already exists" after the client retried a create whose answer was lost: it is ours when it carries
+        our marker for this very spec (and serves the alias, created in the same request)."""
+        if exc.meta.status != 400 or exc.error != "resource_already_exists_exception":
+            return False
+        found = ctx.client.options(ignore_status=404).indices.get(index=physical)
+        body = found.body.get(physical) if found.meta.status == 200 else None
+        meta = ((body or {}).get("mappings") or {}).get("_meta") or {}
+        return bool(body) and meta.get("managed_by") == MANAGED_BY and meta.get("stack") == ctx.stack \
+            and meta.get("spec_hash") == spec_hash(resource.spec) and resource.name in (body.get("aliases") or {})
 
     def update(self, ctx: Any, change: Change) -> None:
         resource, physical = change.resource, change.live["physical"]
+        self._delete_leftovers(ctx, change)
         settings = {d.path.removeprefix("settings."): d.after for d in change.diffs if d.path.startswith("settings.")}
         if settings:  # null resets a key we set before to its default (es-api-semantics.md §1.7)
             ctx.client.indices.put_settings(index=physical, settings=settings)
@@ -216,10 +259,19 @@ class IndexKind:
         unique = {str(sorted(a.items())): a for a in actions}
         return list(unique.values())
 
+    @staticmethod
+    def _delete_leftovers(ctx: Any, change: Change) -> None:
+        """Generations an interrupted replacement left (ours, not behind the alias: their documents are in the
+        serving index, or were never served)."""
+        for leftover in (change.live or {}).get("leftovers") or []:
+            ctx.reporter.info(f"{change.key}: deleting {leftover}, left by an interrupted replacement")
+            ctx.client.options(ignore_status=404).indices.delete(index=leftover)
+
     def replace(self, ctx: Any, change: Change) -> None:
         resource, old = change.resource, change.live["physical"]
         new = next_physical(resource.name, old)
         client = ctx.client
+        self._delete_leftovers(ctx, change)  # a previous attempt's `new` among them
         ctx.reporter.info(f"index/{resource.name}: creating {new}, reindexing from {old}")
         self._create_physical(ctx, resource, new, aliases=False)
         blocked = False
@@ -265,4 +317,5 @@ class IndexKind:
             raise Refused(f"index/{change.name} holds {live.get('doc_count', 'some')} documents; pass "
                           f"--allow-data-loss to delete it")
         ctx.client.indices.delete(index=live["physical"])
+        self._delete_leftovers(ctx, change)
         ctx.ledger.forget(self.name, change.name)

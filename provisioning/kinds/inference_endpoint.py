@@ -200,11 +200,32 @@ class InferenceEndpointKind:
             if spec.get(key):
                 body[key] = spec[key]
         timeout = float(ctx.options.wait_timeout)
-        ctx.client.options(request_timeout=timeout + 30).inference.put(
-            task_type=spec["task_type"], inference_id=resource.name, inference_config=body,
-            timeout=f"{int(timeout)}s")
+        # Owned BEFORE it exists (write-ahead): ES keeps no owner marker on an endpoint, so a run killed between the
+        # PUT and the record would leave an endpoint no ledger knows. ES refusing the PUT undoes the record.
+        fresh = ctx.ledger.entry(KIND, resource.name) is None
         self._record(ctx, resource, values, None)  # owned from now on, even if the wait below fails
+        try:
+            ctx.client.options(request_timeout=timeout + 30).inference.put(
+                task_type=spec["task_type"], inference_id=resource.name, inference_config=body,
+                timeout=f"{int(timeout)}s")
+        except ApiError as exc:
+            # An attempt whose answer was lost (dropped, timed out: the PUT waits for the deployment) may have created
+            # it after all; the retry then fails. Ours if it is there as declared (the plan saw no endpoint).
+            if not self._created_by_earlier_attempt(ctx, resource):
+                if fresh and exc.meta.status in (400, 403, 404, 409):
+                    ctx.ledger.forget(KIND, resource.name)  # ES refused it: nothing of ours exists
+                raise
         self._wait_and_probe(ctx, resource)
+
+    @staticmethod
+    def _created_by_earlier_attempt(ctx: Any, resource: Resource) -> bool:
+        found = ctx.client.options(ignore_status=404).inference.get(inference_id=resource.name)
+        endpoints = found.body.get("endpoints", []) if found.meta.status == 200 else []
+        if not endpoints:
+            return False
+        live, spec = endpoints[0], resource.spec
+        return live.get("task_type") == spec["task_type"] and live.get("service") == spec["service"] and not \
+            declared_diffs(spec.get("service_settings") or {}, live.get("service_settings") or {}, "service_settings")
 
     def update(self, ctx: Any, change: Change) -> None:
         resource = change.resource

@@ -124,8 +124,10 @@ def ensure_uploaded(ctx: Any, resource: Any, prepared: Prepared) -> UploadReport
             return _upload(ctx, resource, prepared, journal, resume=True)
         ctx.reporter.info(f"{label}: discarding a partial upload of another artifact; uploading again")
         delete_model(client, name)
-        journal.discard()
-        journal = Journal.for_model(ctx.options.cache_dir, prepared.cluster, name, prepared.artifact.sha256)
+    # A fresh upload: whatever the journal remembers is gone from the cluster (a model deleted after an interrupted
+    # upload), so it must not make us skip parts.
+    journal.discard()
+    journal = Journal.for_model(ctx.options.cache_dir, prepared.cluster, name, prepared.artifact.sha256)
     return _upload(ctx, resource, prepared, journal, resume=False)
 
 

@@ -137,7 +137,16 @@ def definition_status(client: Any, model_id: str) -> dict[str, Any] | None:
 
 
 def put_config(client: Any, model_id: str, body: dict[str, Any]) -> None:
-    client.ml.put_trained_model(model_id=model_id, body=body)
+    try:
+        client.ml.put_trained_model(model_id=model_id, body=body)
+    except ApiError as exc:
+        # "already exists" right after the client retried a PUT whose answer was lost: the stored config is this
+        # very one (same metadata: owner, stack, artifact sha256), so the upload goes on
+        if not already_exists(exc):
+            raise
+        stored = definition_status(client, model_id)
+        if stored is None or (stored.get("metadata") or {}) != (body.get("metadata") or {}):
+            raise
 
 
 def put_vocabulary(client: Any, model_id: str, vocabulary: dict[str, Any]) -> bool:
@@ -236,7 +245,10 @@ def upload(client: Any, model_id: str, artifact: Artifact, config_body: dict[str
             progress.close()
     status = definition_status(client, model_id)
     if status is None or status.get("fully_defined") is False:
-        # ES counts the stored parts and their lengths; a mismatch means parts from another artifact were stored
+        # ES counts the stored parts and their lengths; a mismatch means parts from another artifact were stored,
+        # or the journal claimed parts the cluster does not have: forget it, so the next run re-sends every part
+        if journal is not None:
+            journal.discard()
         raise ClusterError("the model definition is not complete after uploading every part "
                            "(fully_defined is false); the next apply deletes and re-uploads it",
                            resource=f"trained_model/{model_id}")
