@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import warnings
 from collections.abc import Iterator
@@ -101,8 +102,15 @@ def fetch(source: ModelSource, label: str, token: str | None = None) -> Path:
     return directory
 
 
+def _quiet_torch() -> None:
+    """The CUDA build of torch that eland pins logs "gpuGetDeviceCount failed" from its profiler (kineto) when it
+    traces on a machine without a GPU: noise that reads like a failure. Must be set before torch is imported."""
+    os.environ.setdefault("KINETO_LOG_LEVEL", "5")
+
+
 def check_architecture(directory: Path, task_type: str, label: str) -> None:
     """Refuse a task type the model's architecture cannot serve, using eland's own table, before loading weights."""
+    _quiet_torch()
     from eland.ml.pytorch.transformers import ARCHITECTURE_TO_TASK_TYPE, SUPPORTED_TASK_TYPES
 
     if task_type not in SUPPORTED_TASK_TYPES:
@@ -158,6 +166,7 @@ def trace(source: ModelSource, *, cache: ArtifactCache, key: str, identity: dict
 
 
 def _load(directory: Path, task_type: str, version: tuple[int, int, int], label: str) -> Any:
+    _quiet_torch()
     from eland.ml.pytorch.transformers import TaskTypeError, TransformerModel, UnknownModelInputSizeError
 
     try:
