@@ -194,17 +194,25 @@ def _plan_body(json_output, detailed_exitcode, footer):
     return body
 
 
+def _lease_text(ctx, holder):
+    if not holder.get("expires_at"):
+        return ""
+    if ctx.ledger.lock_expired(holder):
+        return f", EXPIRED at {holder['expires_at']} (its run died; the next apply takes it over)"
+    return f", lease until {holder['expires_at']} (renewed while that run lives)"
+
+
 def _lock_note(ctx):
     holder = ctx.ledger.lock_holder
     if holder:
-        print(f"note: the stack is locked by {holder.get('holder')} since {holder.get('acquired_at')}",
-              file=sys.stderr)
+        print(f"note: the stack is locked by {holder.get('holder')} since {holder.get('acquired_at')}"
+              f"{_lease_text(ctx, holder)}", file=sys.stderr)
 
 
 def _lock_status(ctx):
     holder = ctx.ledger.lock_holder
-    print(f"lock: held by {holder.get('holder')} since {holder.get('acquired_at')}" if holder else "lock: free",
-          file=sys.stderr)
+    print(f"lock: held by {holder.get('holder')} since {holder.get('acquired_at')}{_lease_text(ctx, holder)}"
+          if holder else "lock: free", file=sys.stderr)
     print(f"managed resources: {len(ctx.ledger.all_entries())}", file=sys.stderr)
 
 
@@ -333,11 +341,12 @@ def unlock(c, env=None, var=None, manifests=None, stack=None, sandbox=False, for
                 print(f"stack {ctx.stack!r} is not locked")
                 return
             raise Exit(f"stack {ctx.stack!r} is locked by {holder.get('holder')} (pid {holder.get('pid')}, "
-                       f"`{holder.get('command')}`) since {holder.get('acquired_at')}; if that run is dead, "
-                       f"run `invoke unlock --force --stack {ctx.stack}`", code=1)
+                       f"`{holder.get('command')}`) since {holder.get('acquired_at')}{_lease_text(ctx, holder)}; "
+                       f"if that run is dead, wait for the lease to expire or run "
+                       f"`invoke unlock --force --stack {ctx.stack}`", code=1)
         broken = ctx.ledger.break_lock()
-        print(f"broke the lock held by {broken.get('holder')} since {broken.get('acquired_at')}" if broken
-              else f"stack {ctx.stack!r} was not locked")
+        print(f"broke the lock held by {broken.get('holder')} (pid {broken.get('pid')}, `{broken.get('command')}`) "
+              f"since {broken.get('acquired_at')}" if broken else f"stack {ctx.stack!r} was not locked")
     _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
 
 

@@ -18,6 +18,7 @@ from provisioning.errors import (
     ClusterError,
     ConfigError,
     LockHeld,
+    LockLost,
     ManifestError,
     NotConverged,
     Problem,
@@ -45,8 +46,8 @@ def render_manifests(manifest_dir: Any, **kwargs: Any) -> dict[str, str]:
 
 __all__ = [
     "LEDGER_INDEX", "ApplyResult", "Change", "ClusterError", "ConfigError", "Context", "FieldDiff", "Ledger",
-    "LockHeld", "ManifestError", "NotConverged", "Options", "Plan", "Problem", "ProvisioningError", "Refused",
-    "Reporter", "Resource", "SourceLocation", "StackPlan", "apply_plan", "client_options", "connect", "converge",
-    "describe_target", "destroy_plan", "load_manifests", "make_context", "make_plan", "plan_to_dict",
+    "LockHeld", "LockLost", "ManifestError", "NotConverged", "Options", "Plan", "Problem", "ProvisioningError",
+    "Refused", "Reporter", "Resource", "SourceLocation", "StackPlan", "apply_plan", "client_options", "connect",
+    "converge", "describe_target", "destroy_plan", "load_manifests", "make_context", "make_plan", "plan_to_dict",
     "plan_to_json", "render_checks", "render_manifests", "render_plan", "run_after_apply", "summary_line",
 ]

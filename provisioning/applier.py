@@ -18,9 +18,8 @@ from typing import Any
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 
-from provisioning.errors import ClusterError, LockHeld, NotConverged, ProvisioningError
+from provisioning.errors import ClusterError, NotConverged, ProvisioningError
 from provisioning.kinds import KINDS
-from provisioning.ledger import describe_holder, how_to_break
 from provisioning.model import Change, Resource
 from provisioning.planner import PROTECTED_PATH, StackPlan, api_error, make_plan
 
@@ -38,6 +37,8 @@ class ApplyResult:
 
 def _run_change(ctx: Any, change: Change) -> None:
     location = str(change.resource.source) if change.resource is not None else None
+    if ctx.ledger is not None:
+        ctx.ledger.check_lock()  # a run whose lock was broken or taken over stops before its next change
     if change.action == "delete" and change.live is None:
         ctx.ledger.forget(change.kind, change.name)  # already gone: only the ownership record remains
         return
@@ -128,6 +129,8 @@ def apply_plan(plan: StackPlan, ctx: Any, *, run_checks: bool = True) -> ApplyRe
     ctx.plan = plan
     done: list[Change] = []
     for wave in plan.waves:
+        if ctx.ledger is not None:
+            ctx.ledger.check_lock()  # LockLost, unwrapped: the lock was broken or taken over during the last wave
         failures = _run_wave(ctx, wave)
         done += [c for c in wave if all(c is not f for f, _ in failures)]
         if failures:
@@ -149,21 +152,24 @@ def converge(resources: list[Resource], ctx: Any, *, command: str, destroy: bool
              show: Callable[[StackPlan], None] = lambda plan: None) -> ApplyResult | None:
     """Plan, show, confirm, lock, re-plan under the lock, apply. Returns None when the user declined.
 
-    A no-op apply writes nothing at all (not even the lock); a plan while another run holds the lock is refused.
+    A no-op apply writes nothing at all (not even the lock); a plan while another LIVE run holds the lock is refused.
+    An expired lock, left by a run that died, is taken over by the acquire, or removed by a no-op apply (warnings).
     """
     plan = make_plan(resources, ctx, destroy=destroy)
     holder = ctx.ledger.lock_holder
-    if holder is not None:
-        raise LockHeld(describe_holder(holder), holder.get("acquired_at", "?"), how_to_break(ctx.stack))
+    if holder is not None and not ctx.ledger.lock_expired(holder):
+        raise ctx.ledger.lock_held_error(holder)
     show(plan)
     if not plan.has_changes:
+        if holder is not None:  # expired (a live holder was refused above): a dead run's leftover
+            ctx.ledger.clear_expired_lock(warn=ctx.reporter.warn)
         result = ApplyResult(plan=plan)
         if not destroy:
             result.checks = run_after_apply(plan, ctx)
         return result
     if not confirm(plan):
         return None
-    with ctx.ledger.locked(command):
+    with ctx.ledger.locked(command, lease=ctx.options.lock_lease, warn=ctx.reporter.warn):
         locked_plan = make_plan(resources, ctx, destroy=destroy)
         if not same_plan(plan, locked_plan):
             raise ClusterError("the cluster changed between the plan and the apply (another run?); "

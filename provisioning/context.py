@@ -55,6 +55,7 @@ class Options:
     allow_data_loss: bool = False  # destroy/delete may remove indices that hold documents
     upload_workers: int = 4  # concurrent model definition part uploads
     cache_dir: Path = field(default_factory=lambda: Path(".cache") / "es-stack")  # traced models, downloads
+    lock_lease: float | None = None  # seconds the stack lock outlives a dead run (None: $ES_STACK_LOCK_LEASE or 60)
 
 
 class Progress:

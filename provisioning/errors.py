@@ -54,9 +54,15 @@ class ClusterError(ProvisioningError):
 class LockHeld(ProvisioningError):
     """Another apply or destroy holds the stack lock."""
 
-    def __init__(self, holder: str, since: str, how_to_break: str):
-        self.holder, self.since = holder, since
-        super().__init__(f"the stack is locked by {holder} since {since}; {how_to_break}")
+    def __init__(self, holder: str, since: str, how_to_break: str, expires_at: str | None = None):
+        self.holder, self.since, self.expires_at = holder, since, expires_at
+        lease = (f" (its lease runs until {expires_at} and is renewed while that run lives; a dead run's lock is "
+                 f"taken over automatically once it expires)") if expires_at else ""
+        super().__init__(f"the stack is locked by {holder} since {since}{lease}; {how_to_break}")
+
+
+class LockLost(ProvisioningError):
+    """The lock this run held was broken or taken over (or could not be renewed): it stopped before writing more."""
 
 
 class NotConverged(ProvisioningError):

@@ -3,8 +3,9 @@
 One hidden index, `es-stack-ledger`, holds:
 - one document per managed resource, id `<stack>:<kind>:<name>`: stack, kind, name, spec_hash, applied (the
   last-applied declared spec, secrets replaced by their hash) and kind-specific extras (physical index names ...);
-- one lock document per stack, id `<stack>:lock`, created with op_type=create (compare-and-set: a second create
-  answers 409) and deleted with if_seq_no/if_primary_term so a run never releases a lock it does not hold.
+- one lock document per stack, id `<stack>:lock`: a lease (provisioning/stack_lock.py) created with op_type=create
+  (compare-and-set: a second create answers 409), renewed while its run lives, taken over once expired, and
+  deleted with if_seq_no/if_primary_term so a run never releases a lock it does not hold.
 
 The whole stack is read in ONE search request (ledger.load()); writes refresh so the next plan sees them.
 Dot-prefixed names are reserved for system indices in 9.x, hence a hidden index rather than `.es-stack`.
@@ -14,17 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import getpass
-import os
-import socket
-import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from provisioning.errors import ClusterError, LockHeld
+from provisioning.errors import ClusterError
+from provisioning.stack_lock import StackLock, describe_holder, how_to_break
+
+__all__ = ["LEDGER_INDEX", "Ledger", "describe_holder", "how_to_break"]
 
 LEDGER_INDEX = "es-stack-ledger"
 MAX_ENTRIES = 10_000  # index.max_result_window: one search page holds a whole stack
@@ -45,38 +45,8 @@ LEDGER_MAPPINGS = {
 }
 
 
-def how_to_break(stack: str) -> str:
-    return (f"if no other run is active, break the stale lock with `invoke unlock --force --stack {stack}`")
-
-
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _holder_identity(command: str) -> dict[str, Any]:
-    try:
-        user = getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        user = os.environ.get("USER", "unknown")
-    return {"holder": f"{user}@{socket.gethostname()}", "host": socket.gethostname(), "pid": os.getpid(),
-            "command": command, "acquired_at": _now()}
-
-
-def describe_holder(doc: dict[str, Any]) -> str:
-    text = f"{doc.get('holder', 'unknown')} (pid {doc.get('pid', '?')}, `{doc.get('command', '?')}`)"
-    if doc.get("host") == socket.gethostname() and isinstance(doc.get("pid"), int) and not _pid_alive(doc["pid"]):
-        text += " - that process is no longer running on this host, so the lock looks stale"
-    return text
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _cluster_error(exc: ApiError, what: str) -> ClusterError:
@@ -94,7 +64,7 @@ class Ledger:
         self.stack = stack
         self._entries: dict[tuple[str, str], dict[str, Any]] = {}
         self._lock_doc: dict[str, Any] | None = None  # the lock as seen by the last load()
-        self._held: dict[str, Any] | None = None  # our own lock: seq_no, primary_term
+        self.stack_lock = StackLock(client, stack, LEDGER_INDEX, _cluster_error)
         self._index_exists: bool | None = None
         self._mutex = threading.Lock()
         self._protected: dict[tuple[str, str], bool] = {}
@@ -143,8 +113,7 @@ class Ledger:
     @property
     def lock_holder(self) -> dict[str, Any] | None:
         """The lock document seen by the last load(), unless it is our own."""
-        if self._lock_doc and self._held and self._lock_doc.get("pid") == os.getpid() \
-                and self._lock_doc.get("acquired_at") == self._held.get("acquired_at"):
+        if self._lock_doc and self._lock_doc.get("token") == self.stack_lock.token:
             return None
         return self._lock_doc
 
@@ -205,61 +174,42 @@ class Ledger:
         with self._mutex:
             self._entries.pop((kind, name), None)
 
-    # ---- the lock ---------------------------------------------------------------------------------------
+    # ---- the lock (a lease: provisioning/stack_lock.py) ----------------------------------------------------
     @property
     def lock_id(self) -> str:
-        return f"{self.stack}:lock"
+        return self.stack_lock.doc_id
 
-    def acquire(self, command: str) -> None:
-        """Take the stack lock or raise LockHeld naming the holder, the time and how to break a stale lock."""
+    def acquire(self, command: str, *, lease: float | None = None,
+                warn: Callable[[str], None] | None = None) -> None:
+        """Take the stack lock (taking over an expired one, with a warning) or raise LockHeld naming the holder."""
         self.ensure_index()
-        # token: tells our own earlier create (a lost answer) from any other run's, even one in this very process
-        doc = {"type": "lock", "stack": self.stack, **_holder_identity(command), "token": os.urandom(8).hex()}
-        try:
-            resp = self.client.create(index=LEDGER_INDEX, id=self.lock_id, document=doc, refresh=True)
-        except ApiError as exc:
-            if exc.meta.status == 409:
-                resp = self._own_earlier_create(doc)
-                if resp is None:
-                    raise self._lock_held() from None
-            else:
-                raise _cluster_error(exc, "taking the stack lock") from exc
-        self._held = {"seq_no": resp["_seq_no"], "primary_term": resp["_primary_term"],
-                      "acquired_at": doc["acquired_at"]}
+        self.stack_lock.acquire(command, lease=lease, warn=warn)
 
-    def _own_earlier_create(self, doc: dict[str, Any]) -> Any | None:
-        """A 409 to our create can be our own lock: the client retried a create whose answer was lost (dropped
-        connection) after ES stored it. The same document (same token) is ours."""
-        try:
-            current = self.client.get(index=LEDGER_INDEX, id=self.lock_id)
-        except NotFoundError:
-            return None
-        return current if current["_source"] == doc else None
+    def lock_expired(self, doc: dict[str, Any]) -> bool:
+        """True when a lock document's lease has run out (its run died): the next acquire takes it over."""
+        return self.stack_lock.expired(doc)
 
-    def _lock_held(self) -> LockHeld:
-        try:
-            current = self.client.get(index=LEDGER_INDEX, id=self.lock_id)["_source"]
-        except NotFoundError:  # released between our create and this read
-            current = {"holder": "another run (just released; retry)", "acquired_at": "a moment ago"}
-        return LockHeld(describe_holder(current), current.get("acquired_at", "?"), how_to_break(self.stack))
+    def clear_expired_lock(self, warn: Callable[[str], None] | None = None) -> dict[str, Any] | None:
+        """Remove a dead run's expired lock (an apply with nothing to change takes no lock but cleans up)."""
+        return self.stack_lock.clear_expired(warn)
+
+    def lock_held_error(self, doc: dict[str, Any]) -> Exception:
+        """LockHeld naming a lock document's holder, since when, its lease and how to break it."""
+        return self.stack_lock.held_error(doc)
+
+    def check_lock(self) -> None:
+        """Raise LockLost when the lock this run holds was broken or taken over (the applier calls it before every
+        change; ownership records are still written after a change, so what was created is never left unowned)."""
+        self.stack_lock.check()
 
     def release(self) -> None:
-        """Release our lock (compare-and-set on seq_no/primary_term: never somebody else's)."""
-        held, self._held = self._held, None
-        if not held:
-            return
-        try:
-            self.client.delete(index=LEDGER_INDEX, id=self.lock_id, if_seq_no=held["seq_no"],
-                               if_primary_term=held["primary_term"], refresh=True)
-        except ApiError as exc:
-            # 404/409: somebody broke our lock meanwhile; nothing of ours to release.
-            if exc.meta.status not in (404, 409):
-                print(f"warning: could not release the stack lock: {exc.message}", file=sys.stderr)
+        self.stack_lock.release()
 
     @contextlib.contextmanager
-    def locked(self, command: str) -> Iterator[None]:
+    def locked(self, command: str, *, lease: float | None = None,
+               warn: Callable[[str], None] | None = None) -> Iterator[None]:
         """Hold the lock for the duration of a block, releasing it on errors and Ctrl-C too."""
-        self.acquire(command)
+        self.acquire(command, lease=lease, warn=warn)
         try:
             yield
         finally:
@@ -267,11 +217,4 @@ class Ledger:
 
     def break_lock(self) -> dict[str, Any] | None:
         """Delete the stack lock whoever holds it (`invoke unlock --force`). Returns the broken lock, if any."""
-        try:
-            current = self.client.get(index=LEDGER_INDEX, id=self.lock_id)["_source"]
-            self.client.delete(index=LEDGER_INDEX, id=self.lock_id, refresh=True)
-        except NotFoundError:
-            return None
-        except ApiError as exc:
-            raise _cluster_error(exc, "breaking the stack lock") from exc
-        return current
+        return self.stack_lock.break_lock()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 import time
 
@@ -11,6 +12,7 @@ from provisioning import (
     LEDGER_INDEX,
     ClusterError,
     LockHeld,
+    LockLost,
     ManifestError,
     converge,
     load_manifests,
@@ -169,3 +171,139 @@ def test_two_applies_racing_one_wins_the_other_is_refused(es, sandbox, tmp_path)
     assert len(refused) == 1 and len(applied) == 1 and applied[0].applied
     assert "racer" in str(refused[0])
     assert es.count(index="movies")["count"] == 5
+
+
+# ---- the lock is a lease ----------------------------------------------------------------------------------------
+
+
+def lock_doc(es):
+    return es.get(index=LEDGER_INDEX, id="test:lock")["_source"]
+
+
+def wait_until(predicate, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def lost(ctx):
+    try:
+        ctx.ledger.check_lock()
+    except LockLost:
+        return True
+    return False
+
+
+def dead_run(es, lease=0.3):
+    """A run that took the lock and died (no renewal, no release), and waits until its lease has expired."""
+    dead = ctx_for(es)
+    dead.ledger.acquire("invoke apply (killed run)", lease=lease)
+    dead.ledger.stack_lock.stop_renewing()  # the process is gone: nothing renews its lease any more
+    doc = lock_doc(es)
+    wait_until(lambda: dead.ledger.lock_expired(doc))
+    return dead, doc
+
+
+def test_a_live_runs_lock_is_renewed_past_its_lease_and_still_refuses_others(es, sandbox, tmp_path):
+    live = ctx_for(es)
+    live.ledger.acquire("invoke apply (live run)", lease=0.6)
+    try:
+        first = lock_doc(es)
+        # wait until the lock as first written has expired: only the heartbeat keeps the run's lock alive now
+        wait_until(lambda: live.ledger.lock_expired(first))
+        current = lock_doc(es)
+        assert current["token"] == first["token"] and current["expires_at"] > first["expires_at"]
+        assert live.ledger.lock_expired(first) and not live.ledger.lock_expired(current)
+        start = sandbox.log.last_seq
+        with pytest.raises(LockHeld) as raised:
+            converge(stack(tmp_path), ctx_for(es), command="pytest")
+        assert "invoke apply (live run)" in str(raised.value) and "lease runs until" in str(raised.value)
+        assert [e for e in writes_since(sandbox, start) if "test:lock" not in e["path"]] == []
+        with pytest.raises(LockHeld):
+            ctx_for(es).ledger.acquire("second")
+        assert lock_doc(es)["token"] == first["token"]
+        live.ledger.check_lock()  # still ours
+    finally:
+        live.ledger.release()
+    assert not es.exists(index=LEDGER_INDEX, id="test:lock")
+
+
+def test_an_expired_lock_is_taken_over_with_a_warning(es, tmp_path):
+    dead, old = dead_run(es)
+    ctx = ctx_for(es)
+    result = converge(stack(tmp_path), ctx, command="pytest after the kill")
+    assert result.applied
+    warnings = [m for m in ctx.reporter.messages if "took over the expired stack lock" in m]
+    assert len(warnings) == 1 and "invoke apply (killed run)" in warnings[0] and old["acquired_at"] in warnings[0]
+    assert not es.exists(index=LEDGER_INDEX, id="test:lock")  # the new run released it normally
+    assert lost(dead)  # were the dead run to wake up, it would stop before its next write
+
+
+def test_two_runs_racing_for_an_expired_lock_exactly_one_wins(es, sandbox):
+    dead_run(es)
+    sandbox.faults = type(sandbox.faults).from_dict({"latency_ms": 30})  # both read the expired lock first
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+    runs = {name: ctx_for(es) for name in ("racer-a", "racer-b")}
+
+    def run(name):
+        barrier.wait()
+        try:
+            runs[name].ledger.acquire(name, warn=lambda text: None)
+            outcomes[name] = "won"
+        except LockHeld as exc:
+            outcomes[name] = exc
+
+    threads = [threading.Thread(target=run, args=(name,)) for name in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    sandbox.faults = type(sandbox.faults)()
+    winners = [name for name, outcome in outcomes.items() if outcome == "won"]
+    assert len(winners) == 1, outcomes
+    loser = next(name for name in runs if name not in winners)
+    assert winners[0] in str(outcomes[loser])  # the refusal names the run that won
+    assert lock_doc(es)["command"] == winners[0]
+    assert runs[winners[0]].ledger.stack_lock.took_over["command"] == "invoke apply (killed run)"
+    runs[winners[0]].ledger.release()
+
+
+def test_a_run_whose_lock_is_broken_stops_before_its_next_write(es, sandbox, tmp_path, monkeypatch):
+    kind = KINDS["index"]
+    original = kind.create
+    intruder = ctx_for(es)
+
+    def create_then_lose_the_lock(ctx, change):
+        original(ctx, change)
+        if change.name == "movies":
+            intruder.ledger.break_lock()  # someone runs `invoke unlock --force` and applies
+            intruder.ledger.acquire("invoke apply (the other run)")
+            wait_until(lambda: lost(ctx))  # the run's next renewal finds the lock taken
+
+    monkeypatch.setattr(kind, "create", create_then_lose_the_lock)
+    resources = stack(tmp_path)
+    start = sandbox.log.last_seq
+    with pytest.raises(LockLost) as raised:
+        converge(resources, ctx_for(es, lock_lease=0.3), command="pytest")
+    assert "lost the stack lock" in str(raised.value) and "invoke apply (the other run)" in str(raised.value)
+    written = [e["path"] for e in writes_since(sandbox, start)]
+    assert not any(p.startswith("/_bulk") or p.endswith("/_bulk") for p in written)  # wave 2 never ran
+    assert lock_doc(es)["command"] == "invoke apply (the other run)"  # its lock was not released by the loser
+    intruder.ledger.release()
+
+
+def test_lock_times_follow_the_clusters_clock_when_a_date_header_shows_skew(es):
+    import email.utils
+    from types import SimpleNamespace
+
+    lock = ctx_for(es).ledger.stack_lock
+    ahead = SimpleNamespace(headers={"date": email.utils.formatdate(time.time() + 3600, usegmt=True)})
+    lock._observe(ahead)  # the cluster's clock is an hour ahead of ours: times follow the cluster
+    assert abs(lock.now() - (time.time() + 3600)) < 5
+    doc = {"expires_at": "2026-01-01T00:00:00+00:00", "lease_seconds": 60}
+    assert lock.expires(doc) == dt.datetime(2026, 1, 1, tzinfo=dt.UTC).timestamp() + 5  # + the margin
+    lock._observe(SimpleNamespace(headers={"date": email.utils.formatdate(time.time(), usegmt=True)}))
+    assert abs(lock.now() - time.time()) < 0.5  # within the header's resolution: local time
+    assert lock.expires({"command": "a lock without a lease"}) is None  # only `unlock --force` frees it

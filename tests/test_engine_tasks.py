@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -97,7 +98,36 @@ def test_stale_lock_is_reported_and_broken_with_unlock_force(tmp_path, manifests
     assert refused.returncode == 1
     assert "invoke apply (killed run)" in refused.stderr and "invoke unlock --force --stack ci" in refused.stderr
     shown = run("unlock", *common, tmp_path=tmp_path)
-    assert shown.returncode == 1 and "killed run" in shown.stderr
+    assert shown.returncode == 1 and "killed run" in shown.stderr and "lease until" in shown.stderr
     broken = run("unlock", *common, "--force", tmp_path=tmp_path)
     assert broken.returncode == 0 and "broke the lock" in broken.stdout
     assert run("apply", *common, "--yes", tmp_path=tmp_path).returncode == 0
+
+
+def test_a_dead_runs_expired_lock_is_taken_over_by_the_next_apply(tmp_path, manifests, monkeypatch):
+    from elasticsearch import Elasticsearch
+
+    from provisioning import Reporter, make_context
+    from sandbox.server import Sandbox
+
+    monkeypatch.setenv("ES_STACK_LOCK_LEASE", "0.3")
+    server = Sandbox(state_file=tmp_path / "state.json").start()
+    try:
+        ledger = make_context(Elasticsearch(server.url), stack="ci", reporter=Reporter(quiet=True)).ledger
+        ledger.acquire("invoke apply (killed run)")  # the lease comes from ES_STACK_LOCK_LEASE
+        ledger.stack_lock.stop_renewing()  # ... and the run dies
+        doc = ledger.client.get(index="es-stack-ledger", id="ci:lock")["_source"]
+        assert doc["lease_seconds"] == 0.3
+        deadline = time.monotonic() + 10
+        while not ledger.lock_expired(doc):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        server.stop()
+    common = ["--manifests", manifests, "--var", "replicas=0", "--sandbox", "--stack", "ci"]
+    shown = run("unlock", *common, tmp_path=tmp_path)
+    assert shown.returncode == 1 and "EXPIRED" in shown.stderr
+    applied = run("apply", *common, "--yes", tmp_path=tmp_path)
+    assert applied.returncode == 0, applied.stderr
+    assert "took over the expired stack lock" in applied.stderr and "invoke apply (killed run)" in applied.stderr
+    assert "is not locked" in run("unlock", *common, tmp_path=tmp_path).stdout

@@ -46,6 +46,7 @@ class ExampleStack:
     workdir: Path  # per test: the upload journals and a .env-free directory
     stack: str = STACK
     extra_vars: dict[str, str] = field(default_factory=dict)
+    last_context: Any = field(default=None, repr=False, compare=False)  # of the last apply/destroy: its messages
 
     def resources(self) -> list[Any]:
         from provisioning import load_manifests
@@ -67,20 +68,45 @@ class ExampleStack:
         """A context like tasks.py builds; `options` override Options (e.g. cache_dir, allow_data_loss)."""
         from provisioning import Options, Reporter, make_context
 
-        opts = {"wait_timeout": 60, **options}
+        # a long lease unless a test asks otherwise: no renewal request lands in a reference run's log (its write
+        # requests are the kill points); killed runs pass a short lock_lease so the next run can take over quickly
+        opts = {"wait_timeout": 60, "lock_lease": 600, **options}
         opts.setdefault("cache_dir", self.cache_dir())
         return make_context(client, stack=self.stack, options=Options(**opts), reporter=Reporter(quiet=True))
 
     def apply(self, client: Any, **options: Any) -> Any:
         from provisioning import converge
 
-        return converge(self.resources(), self.context(client, **options), command="pytest apply")
+        self.last_context = self.context(client, **options)
+        return converge(self.resources(), self.last_context, command="pytest apply")
 
     def destroy(self, client: Any, **options: Any) -> Any:
         from provisioning import converge
 
-        return converge(self.resources(), self.context(client, allow_data_loss=True, **options),
-                        command="pytest destroy", destroy=True)
+        self.last_context = self.context(client, allow_data_loss=True, **options)
+        return converge(self.resources(), self.last_context, command="pytest destroy", destroy=True)
+
+    def takeovers(self) -> list[str]:
+        """The warnings of the last apply/destroy about a dead run's expired lock: taken over (an apply with changes)
+        or removed (an apply with nothing left to change)."""
+        messages = self.last_context.reporter.messages if self.last_context is not None else []
+        return [m for m in messages if "the expired stack lock of" in m]
+
+    def wait_out_the_lease(self, client: Any, timeout: float = 30.0) -> dict[str, Any] | None:
+        """Wait until the stack's lock (left by a killed run) has expired; returns it (None: no lock left)."""
+        from elasticsearch import NotFoundError
+
+        ledger = self.context(client).ledger
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                doc = client.get(index=LEDGER, id=f"{self.stack}:lock")["_source"]
+            except NotFoundError:
+                return None
+            if ledger.lock_expired(doc):
+                return doc
+            assert time.monotonic() < deadline, f"the lock {doc} did not expire"
+            time.sleep(0.02)
 
     def plan(self, client: Any) -> Any:
         from provisioning import make_plan
