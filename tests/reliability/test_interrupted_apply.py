@@ -26,6 +26,7 @@ retry meets its own earlier success), and an index replacement (reindex + alias 
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import pytest
 
@@ -105,6 +106,16 @@ def write_kind(method: str, path: str) -> str:
     return f"{method} {path}"
 
 
+def killed_at(ksb, point, run) -> bool:
+    """Run `run(client)` on a connection that dies at `point` (method, path, occurrence); True when it got there."""
+    ksb.arm(*point)
+    with pytest.raises(Exception):  # noqa: B017 - whatever the engine raises when its connection dies
+        run(connect(ksb.url, max_retries=0))
+    reached = ksb.killed.is_set()
+    ksb.disarm()
+    return reached
+
+
 def test_the_kill_points_cover_every_kind_of_write_request(clean_run):
     """Every write request of the apply is a kill point (not a sample): here, the kinds they cover."""
     points, _ = clean_run
@@ -128,12 +139,8 @@ def test_an_apply_killed_at_any_write_request_converges_on_the_next_apply(ksb, s
         label = f"{method} {path} #{occurrence}"
         ksb.reset()
         cache = stack.cache_dir(fresh=True)  # this pipeline agent's cache (upload journal), kept across its runs
-        ksb.arm(method, path, occurrence)
-        with pytest.raises(Exception):  # noqa: B017 - whatever the engine raises when its connection dies
-            stack.apply(connect(ksb.url, max_retries=0), cache_dir=cache, lock_lease=LEASE)
-        reached = ksb.killed.is_set()
-        ksb.disarm()
-        if not reached:
+        if not killed_at(ksb, (method, path, occurrence),
+                         partial(stack.apply, cache_dir=cache, lock_lease=LEASE)):
             failures[label] = ["the kill point was never reached (the apply's requests changed?)"]
             continue
         try:
@@ -220,12 +227,8 @@ def test_an_index_replacement_killed_at_any_write_request_converges_without_losi
         ksb.reset()
         cache = stack.cache_dir(fresh=True)
         stack.apply(connect(ksb.url), cache_dir=cache)
-        ksb.arm(method, path, occurrence)
-        with pytest.raises(Exception):  # noqa: B017
-            resharded.apply(connect(ksb.url, max_retries=0), cache_dir=cache, lock_lease=LEASE)
-        reached = ksb.killed.is_set()
-        ksb.disarm()
-        if not reached:
+        if not killed_at(ksb, (method, path, occurrence),
+                         partial(resharded.apply, cache_dir=cache, lock_lease=LEASE)):
             failures[label] = ["the kill point was never reached"]
             continue
         # readers were never left without the alias, whatever the kill point
@@ -322,12 +325,8 @@ def test_a_destroy_killed_at_any_write_request_is_finished_by_the_next_destroy(k
         cache = stack.cache_dir(fresh=True)
         stack.apply(connect(ksb.url), cache_dir=cache)
         es.indices.create(index="not-ours", mappings={"properties": {"a": {"type": "keyword"}}})
-        ksb.arm(method, path, occurrence)
-        with pytest.raises(Exception):  # noqa: B017
-            stack.destroy(connect(ksb.url, max_retries=0), cache_dir=cache, lock_lease=LEASE)
-        reached = ksb.killed.is_set()
-        ksb.disarm()
-        if not reached:
+        if not killed_at(ksb, (method, path, occurrence),
+                         partial(stack.destroy, cache_dir=cache, lock_lease=LEASE)):
             failures[label] = ["the kill point was never reached"]
             continue
         try:
