@@ -8,6 +8,7 @@ import importlib
 import json
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -158,7 +159,8 @@ class Sandbox:
             response = self._json_response(request, error.body(), rule.status)
             fault_kind = "status"
         else:
-            response = self._authenticate(request) or self._dispatch(request)
+            response = (self._check_compatibility(request) or self._authenticate(request)
+                        or self._dispatch(request))
             if write and response.status_code < 300 and self.state_file:
                 self._dirty.set()
         self._record(request, response.status_code, started, fault_kind, write)
@@ -193,6 +195,21 @@ class Sandbox:
         if sock is not None:
             with contextlib.suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)
+
+    def _check_compatibility(self, request: Request) -> Response | None:
+        """REST API compatibility headers (`compatible-with=N`), validated as ES's RestCompatibleVersionHelper does:
+        N must be the current major or the one before, and with a body both headers must agree. ES wraps the reason
+        in media_type_header_exception (RestRequest#parseHeaders)."""
+        major = int(self.cluster.version.split(".")[0])
+        problem = compatibility_problem(request.headers.get("Accept"), request.headers.get("Content-Type"),
+                                        has_content=bool(request.content_length), major=major)
+        if problem is None:
+            return None
+        reason = "Invalid media-type value on headers [Accept, Content-Type]"
+        body = {"error": {"root_cause": [{"type": "media_type_header_exception", "reason": reason}],
+                          "type": "media_type_header_exception", "reason": reason,
+                          "caused_by": {"type": "status_exception", "reason": problem}}, "status": 400}
+        return self._json_response(request, body, 400)
 
     def _authenticate(self, request: Request) -> Response | None:
         if not self.api_keys and not self.users:
@@ -242,6 +259,34 @@ class Sandbox:
         for key, value in (headers or {}).items():
             response.headers[key] = value
         return response
+
+
+def _compatible_with(header: str | None) -> int | None:
+    match = re.search(r"compatible-with\s*=\s*(\d+)", header or "")
+    return int(match.group(1)) if match else None
+
+
+def compatibility_problem(accept: str | None, content_type: str | None, *, has_content: bool,
+                          major: int) -> str | None:
+    """ES RestCompatibleVersionHelper#getCompatibleVersion: the reason a header combination is refused, or None."""
+    a_version, c_version = _compatible_with(accept), _compatible_with(content_type)
+    accept_version = major if a_version is None else a_version
+    content_version = major if c_version is None else c_version
+    if not major - 1 <= accept_version <= major:
+        return (f"Accept version must be either version {major} or {major - 1}, but found {accept_version}. "
+                f"Accept={accept}")
+    if has_content:
+        if not major - 1 <= content_version <= major:
+            return (f"Content-Type version must be either version {major} or {major - 1}, but found "
+                    f"{content_version}. Content-Type={content_type}")
+        if content_version != accept_version:
+            return ("A compatible version is required on both Content-Type and Accept headers if either one has "
+                    "requested a compatible version and the compatible versions must match. "
+                    f"Accept={accept}, Content-Type={content_type}")
+        if (a_version is None) != (c_version is None):
+            return ("A compatible version is required on both Content-Type and Accept headers if either one has "
+                    f"requested a compatible version. Accept={accept}, Content-Type={content_type}")
+    return None
 
 
 def _error_trace(request: Request) -> bool:

@@ -138,3 +138,32 @@ def test_error_trace_adds_java_exception_lines_like_es(sandbox):
     status, _, traced = raw(sandbox.url + "/missing-index?error_trace=true")
     assert traced["error"]["stack_trace"].startswith("org.elasticsearch.index.IndexNotFoundException: no such index")
     assert traced["error"]["root_cause"][0]["stack_trace"] == traced["error"]["stack_trace"]
+
+
+@pytest.mark.parametrize(("accept", "content_type", "body", "reason"), [
+    ("application/vnd.elasticsearch+json; compatible-with=7", None, None,
+     "Accept version must be either version 9 or 8, but found 7"),
+    ("application/vnd.elasticsearch+json; compatible-with=9", "application/vnd.elasticsearch+json; compatible-with=8",
+     {}, "the compatible versions must match"),
+    ("application/vnd.elasticsearch+json; compatible-with=9", "application/json", {},
+     "A compatible version is required on both Content-Type and Accept headers if either one has requested"),
+])
+def test_compatibility_headers_are_validated_as_es_does(sandbox, accept, content_type, body, reason):
+    headers = {"Accept": accept} | ({"Content-Type": content_type} if content_type else {})
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(sandbox.url + "/_search", data=data, method="POST" if data else "GET",
+                                     headers=headers)
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request)
+    error = json.loads(caught.value.read())["error"]
+    assert caught.value.code == 400
+    assert error["type"] == "media_type_header_exception"
+    assert reason in error["caused_by"]["reason"]
+
+
+def test_compatible_with_8_and_9_are_accepted(sandbox):
+    for version in (8, 9):
+        media = f"application/vnd.elasticsearch+json; compatible-with={version}"
+        request = urllib.request.Request(sandbox.url + "/", headers={"Accept": media})
+        with urllib.request.urlopen(request) as response:
+            assert response.status == 200
