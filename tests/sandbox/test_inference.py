@@ -74,7 +74,9 @@ def test_rerank_returns_the_models_scores_sorted(es, model):
         assert item["relevance_score"] == pytest.approx(expected[item["index"]], abs=1e-5)
         assert item["text"] == DOCS[item["index"]]
     # top_n and return_documents in the body (9.x request fields the 9.5 client has no keywords for)
-    top = es.perform_request("POST", f"/_inference/rerank/{ENDPOINT}", headers={"content-type": "application/json"},
+    # a versioned Content-Type needs a versioned Accept in ES (RestCompatibleVersionHelper): send plain JSON for both
+    top = es.perform_request("POST", f"/_inference/rerank/{ENDPOINT}",
+                             headers={"accept": "application/json", "content-type": "application/json"},
                              body={"query": QUERY, "input": DOCS, "top_n": 1, "return_documents": False}
                              ).body["rerank"]
     assert top == [{"index": ranked[0]["index"], "relevance_score": ranked[0]["relevance_score"]}]
