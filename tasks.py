@@ -202,17 +202,19 @@ def _lease_text(ctx, holder):
     return f", lease until {holder['expires_at']} (renewed while that run lives)"
 
 
+def _holder_text(ctx, holder):
+    return f"{holder.get('holder')} since {holder.get('acquired_at')}{_lease_text(ctx, holder)}"
+
+
 def _lock_note(ctx):
     holder = ctx.ledger.lock_holder
     if holder:
-        print(f"note: the stack is locked by {holder.get('holder')} since {holder.get('acquired_at')}"
-              f"{_lease_text(ctx, holder)}", file=sys.stderr)
+        print(f"note: the stack is locked by {_holder_text(ctx, holder)}", file=sys.stderr)
 
 
 def _lock_status(ctx):
     holder = ctx.ledger.lock_holder
-    print(f"lock: held by {holder.get('holder')} since {holder.get('acquired_at')}{_lease_text(ctx, holder)}"
-          if holder else "lock: free", file=sys.stderr)
+    print(f"lock: held by {_holder_text(ctx, holder)}" if holder else "lock: free", file=sys.stderr)
     print(f"managed resources: {len(ctx.ledger.all_entries())}", file=sys.stderr)
 
 
@@ -362,7 +364,10 @@ def unlock(c, env=None, var=None, manifests=None, stack=None, sandbox=False, for
 def search(c, query, env=None, var=None, manifests=None, stack=None, sandbox=False, index="movies", rerank=None,
            inference_id=None, fields="title,plot", rerank_field="plot", size=10):
     """Ad-hoc search: lexical, or reranked semantically with --rerank "text"; prints rank, score, title, plot."""
+    from elasticsearch import ApiError
+
     from provisioning.adhoc import format_hits, rerank_endpoint, search_body
+    from provisioning.planner import api_error
 
     def body(session):
         endpoint = inference_id
@@ -371,10 +376,6 @@ def search(c, query, env=None, var=None, manifests=None, stack=None, sandbox=Fal
         names = [f.strip() for f in fields.split(",") if f.strip()]
         request = search_body(query, fields=names, rerank=rerank, inference_id=endpoint,
                               rerank_field=rerank_field, size=int(size))
-        from elasticsearch import ApiError
-
-        from provisioning.planner import api_error
-
         try:
             response = session.context().client.search(index=index, body=request)
         except ApiError as exc:

@@ -5,16 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from provisioning.errors import ConfigError
-from provisioning.model import Resource
-from provisioning.report import render_hits
+from provisioning.kinds.inference_endpoint import rerank_endpoint
+from provisioning.report import hits_total, render_hits
 
-
-def rerank_endpoint(resources: list[Resource]) -> str | None:
-    """The first rerank inference endpoint the manifests declare."""
-    for r in resources:
-        if r.kind == "inference_endpoint" and r.spec.get("task_type") == "rerank":
-            return r.name
-    return None
+__all__ = ["format_hits", "rerank_endpoint", "search_body"]
 
 
 def search_body(query: str, *, fields: list[str], rerank: str | None = None, inference_id: str | None = None,
@@ -34,6 +28,4 @@ def search_body(query: str, *, fields: list[str], rerank: str | None = None, inf
 
 def format_hits(response: dict[str, Any], fields: list[str], width: int = 100) -> str:
     hits = response.get("hits", {}).get("hits", [])
-    total = response.get("hits", {}).get("total", {})
-    count = total.get("value", len(hits)) if isinstance(total, dict) else total
-    return "\n".join([f"{count} hits", *render_hits(hits, fields, width=width)])
+    return "\n".join([f"{hits_total(response)} hits", *render_hits(hits, fields, width=width)])

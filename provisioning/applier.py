@@ -118,7 +118,7 @@ def run_after_apply(plan: StackPlan, ctx: Any, *, manual: bool = False) -> list[
             try:
                 outcome = hook(ctx, resource, manual=manual)
             except ApiError as exc:
-                raise api_error(exc, resource=resource.key, location=str(resource.source), doing="check") from exc
+                raise api_error(exc, resource=resource.key, location=str(resource.source), doing=resource.kind) from exc
             if outcome is not None:
                 results.append(outcome)
     return results

@@ -65,6 +65,7 @@ class RetryingElasticsearch(Elasticsearch):
                              exc.meta.status, pause, attempt, retries)
                 time.sleep(pause)
 
+
 HOW_TO_CONFIGURE = (
     "set ELASTIC_CLOUD_ID and ELASTIC_API_KEY (Elastic Cloud), or ELASTICSEARCH_URL with ELASTIC_API_KEY or "
     "ELASTICSEARCH_USERNAME and ELASTICSEARCH_PASSWORD (self-managed; ELASTICSEARCH_CA_CERT for a private CA), "

@@ -1,7 +1,7 @@
 """What every kind's write and read methods receive: the client, the stack, the ledger, options, a reporter.
 
-The contract is in notes/engine-contract.md: kinds use ctx.client, ctx.stack, ctx.ledger, ctx.options,
-ctx.reporter and ctx.secret(env_name); nothing else is guaranteed.
+Kinds (see kinds/base.py) use ctx.client, ctx.stack, ctx.ledger, ctx.options, ctx.reporter and
+ctx.secret(env_name); nothing else is guaranteed.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from provisioning.diffing import MASK
 from provisioning.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -32,11 +33,12 @@ class _RedactSecrets(logging.Filter):
     values: set[str] = set()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if self.values:
+        values = list(self.values)  # a snapshot: another thread may read a secret meanwhile
+        if values:
             message = record.getMessage()
-            if any(value in message for value in self.values):
-                for value in self.values:
-                    message = message.replace(value, "(sensitive value)")
+            if any(value in message for value in values):
+                for value in values:
+                    message = message.replace(value, MASK)
                 record.msg, record.args = message, ()
         return True
 

@@ -111,11 +111,6 @@ def declared_diffs(desired: Any, live: Any, path: str = "", *, ignore: frozenset
     return [FieldDiff(path, live, desired)]
 
 
-def removed_keys(previous: dict[str, Any] | None, desired: dict[str, Any]) -> list[str]:
-    """Keys we applied last time that the manifest no longer declares (flat dicts)."""
-    return sorted(k for k in (previous or {}) if k not in desired)
-
-
 # ---- secrets ------------------------------------------------------------------------------------------
 def redact(value: Any, sensitive_keys: frozenset[str] = frozenset({"api_key", "password", "secret", "token"})) -> Any:
     """A copy with the values of sensitive-looking keys masked (for plan output and error messages)."""

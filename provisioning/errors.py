@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class ProvisioningError(Exception):
@@ -35,6 +36,15 @@ class ManifestError(ProvisioningError):
 
 class ConfigError(ProvisioningError):
     """Cluster connection or environment configuration is missing or wrong."""
+
+
+def es_reason(exc: Any) -> str:
+    """ES's own reason from an elasticsearch.ApiError's body (the client's message is only the error type)."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error")
+    if isinstance(error, dict):
+        return str(error.get("reason") or error.get("type") or exc.message)
+    return str(error or exc.message)
 
 
 class ClusterError(ProvisioningError):

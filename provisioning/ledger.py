@@ -21,10 +21,10 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from provisioning.errors import ClusterError
-from provisioning.stack_lock import StackLock, describe_holder, how_to_break
+from provisioning.errors import ClusterError, LockHeld, es_reason
+from provisioning.stack_lock import StackLock
 
-__all__ = ["LEDGER_INDEX", "Ledger", "describe_holder", "how_to_break"]
+__all__ = ["LEDGER_INDEX", "Ledger"]
 
 LEDGER_INDEX = "es-stack-ledger"
 MAX_ENTRIES = 10_000  # index.max_result_window: one search page holds a whole stack
@@ -50,10 +50,9 @@ def _now() -> str:
 
 
 def _cluster_error(exc: ApiError, what: str) -> ClusterError:
-    info = exc.info if isinstance(exc.info, dict) else {}
-    err = info.get("error") if isinstance(info.get("error"), dict) else {}
-    return ClusterError(f"{what} failed: {err.get('reason') or exc.message}", status=exc.meta.status,
-                        es_type=err.get("type"), resource=f"ledger {LEDGER_INDEX}")
+    err = exc.body.get("error") if isinstance(exc.body, dict) else None
+    return ClusterError(f"{what} failed: {es_reason(exc)}", status=exc.meta.status,
+                        es_type=err.get("type") if isinstance(err, dict) else None, resource=f"ledger {LEDGER_INDEX}")
 
 
 class Ledger:
@@ -68,7 +67,6 @@ class Ledger:
         self._index_exists: bool | None = None
         self._mutex = threading.Lock()
         self._protected: dict[tuple[str, str], bool] = {}
-        self.loaded = False
 
     # ---- reading ---------------------------------------------------------------------------------------
     def load(self) -> None:
@@ -94,7 +92,7 @@ class Ledger:
             else:
                 entries[(doc["kind"], doc["name"])] = doc
         with self._mutex:
-            self._entries, self._lock_doc, self.loaded = entries, lock_doc, True
+            self._entries, self._lock_doc = entries, lock_doc
 
     def owned(self, kind: str) -> dict[str, dict[str, Any]]:
         """name -> entry for every object of `kind` this stack owns."""
@@ -112,8 +110,10 @@ class Ledger:
 
     @property
     def lock_holder(self) -> dict[str, Any] | None:
-        """The lock document seen by the last load(), unless it is our own."""
-        if self._lock_doc and self._lock_doc.get("token") == self.stack_lock.token:
+        """The lock document seen by the last load(), unless it is our own (a lock written before tokens existed
+        has none, so it is never taken for ours: a run holding no lock has no token either)."""
+        token = self.stack_lock.token
+        if self._lock_doc and token is not None and self._lock_doc.get("token") == token:
             return None
         return self._lock_doc
 
@@ -175,10 +175,6 @@ class Ledger:
             self._entries.pop((kind, name), None)
 
     # ---- the lock (a lease: provisioning/stack_lock.py) ----------------------------------------------------
-    @property
-    def lock_id(self) -> str:
-        return self.stack_lock.doc_id
-
     def acquire(self, command: str, *, lease: float | None = None,
                 warn: Callable[[str], None] | None = None) -> None:
         """Take the stack lock (taking over an expired one, with a warning) or raise LockHeld naming the holder."""
@@ -193,13 +189,14 @@ class Ledger:
         """Remove a dead run's expired lock (an apply with nothing to change takes no lock but cleans up)."""
         return self.stack_lock.clear_expired(warn)
 
-    def lock_held_error(self, doc: dict[str, Any]) -> Exception:
+    def lock_held_error(self, doc: dict[str, Any]) -> LockHeld:
         """LockHeld naming a lock document's holder, since when, its lease and how to break it."""
         return self.stack_lock.held_error(doc)
 
     def check_lock(self) -> None:
-        """Raise LockLost when the lock this run holds was broken or taken over (the applier calls it before every
-        change; ownership records are still written after a change, so what was created is never left unowned)."""
+        """Raise LockLost when the lock this run holds was broken, taken over or not renewed in time (the applier
+        calls it before every wave and every change; ownership records are still written after a change, so what
+        was created is never left unowned)."""
         self.stack_lock.check()
 
     def release(self) -> None:

@@ -9,6 +9,15 @@ Action = Literal["create", "update", "replace", "delete", "noop"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete", "noop")
 
 
+def nearest_line(lines: dict[str, int], path: str) -> int | None:
+    """The line of a dotted key ("spec.settings.number_of_shards"), else of its nearest parent that has one."""
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path.rpartition(".")[0]
+    return None
+
+
 @dataclass(frozen=True)
 class SourceLocation:
     file: str
@@ -37,11 +46,8 @@ class Resource:
 
     def line_of(self, path: str) -> SourceLocation:
         """The location of a nested key, falling back to the nearest parent, then the document."""
-        while path:
-            if path in self.lines:
-                return SourceLocation(self.source.file, self.lines[path])
-            path = path.rpartition(".")[0]
-        return self.source
+        line = nearest_line(self.lines, path)
+        return self.source if line is None else SourceLocation(self.source.file, line)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 
 from elasticsearch import ApiError
 
-from provisioning.errors import ClusterError, ManifestError, Problem, Refused
+from provisioning.errors import ClusterError, ManifestError, Problem, Refused, es_reason
 from provisioning.kinds import KINDS
 from provisioning.model import Change, FieldDiff, Plan, Resource, SourceLocation
 
@@ -31,14 +31,12 @@ class StackPlan(Plan):
 def api_error(exc: ApiError, *, resource: str | None = None, location: str | None = None,
               doing: str = "") -> ClusterError:
     """ES's own error type and reason, with the resource and its manifest location (never a request body)."""
-    info = exc.info if isinstance(exc.info, dict) else {}
-    err = info.get("error")
-    reason = err.get("reason") if isinstance(err, dict) else (err if isinstance(err, str) else None)
+    err = exc.body.get("error") if isinstance(exc.body, dict) else None
     es_type = err.get("type") if isinstance(err, dict) else None
     caused = err.get("caused_by", {}).get("reason") if isinstance(err, dict) and isinstance(
         err.get("caused_by"), dict) else None
     message = f"{doing + ': ' if doing else ''}Elasticsearch answered {exc.meta.status}"
-    message += f" {es_type}: {reason}" if es_type else f": {reason or exc.message}"
+    message += (f" {es_type}" if es_type else "") + f": {es_reason(exc)}"
     if caused:
         message += f" (caused by: {caused})"
     return ClusterError(message, status=exc.meta.status, es_type=es_type, resource=resource, location=location)
@@ -64,10 +62,14 @@ def _ledger_resource(entry: dict[str, Any]) -> Resource:
     return Resource(entry["kind"], entry["name"], dict(entry.get("applied") or {}), SourceLocation("(ledger)"))
 
 
+def _needs(resource: Resource) -> list[str]:
+    """Explicit depends_on plus the references the kind infers from the spec ("kind/name"), without repeats."""
+    return list(dict.fromkeys(list(resource.depends_on) + KINDS[resource.kind].references(resource)))
+
+
 def _dependencies(resources: dict[str, Resource]) -> dict[str, list[str]]:
-    """Explicit depends_on plus references inferred from each spec, restricted to the resources in the graph."""
-    return {key: [d for d in dict.fromkeys(list(r.depends_on) + KINDS[r.kind].references(r))
-                  if d in resources and d != key] for key, r in resources.items()}
+    """What each resource needs, restricted to the resources in the graph."""
+    return {key: [d for d in _needs(r) if d in resources and d != key] for key, r in resources.items()}
 
 
 def _levels(resources: dict[str, Resource], deps: dict[str, list[str]]) -> dict[str, int]:
@@ -146,7 +148,7 @@ def _cascade_replacements(changes: list[Change], declared: dict[str, Resource]) 
             resource, hook = declared.get(key), getattr(KINDS[change.kind], "dependency_replaced", None)
             if resource is None or hook is None or change.action in ("create", "replace", "delete"):
                 continue
-            for dep_key in dict.fromkeys(list(resource.depends_on) + KINDS[resource.kind].references(resource)):
+            for dep_key in _needs(resource):
                 dependency = by_key.get(dep_key)
                 if dependency is not None and dependency.action == "replace":
                     updated = hook(change, dependency)

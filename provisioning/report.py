@@ -68,7 +68,7 @@ def _print_spec(console: Any, spec: dict[str, Any]) -> None:
 
 
 def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show_noop: bool = False) -> str:
-    """The plan as text. color=None: colour only if stdout is a terminal."""
+    """The plan as text, with ANSI colour only when `color` is true (tasks.py passes sys.stdout.isatty())."""
     from rich.console import Console
     from rich.text import Text
 
@@ -123,6 +123,13 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
 
 def plan_to_json(plan: Plan) -> str:
     return json.dumps(plan_to_dict(plan), indent=2, sort_keys=False, ensure_ascii=False, default=str)
+
+
+def hits_total(response: dict[str, Any]) -> int:
+    """hits.total as a number; the number of hits returned when ES omits it (track_total_hits: false)."""
+    hits = response.get("hits", {})
+    total = hits.get("total", {})
+    return total.get("value", len(hits.get("hits", []))) if isinstance(total, dict) else int(total or 0)
 
 
 def render_hits(hits: list[dict[str, Any]], fields: list[str], *, indent: int = 0, width: int = 100) -> list[str]:

@@ -90,6 +90,17 @@ def describe_holder(doc: dict[str, Any]) -> str:
     return text
 
 
+def _dead_run(doc: dict[str, Any]) -> str:
+    """An expired lock, for the warnings of the run that takes it over or removes it."""
+    return (f"{describe_holder(doc)}, acquired at {doc.get('acquired_at', '?')}, expired at "
+            f"{doc.get('expires_at', '?')} (that run died without releasing it)")
+
+
+def _stderr_warning(text: str) -> None:
+    """Where warnings go when the caller passes no `warn` (the engine passes its reporter's)."""
+    print(f"warning: {text}", file=sys.stderr)
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -224,10 +235,7 @@ class StackLock:
             if resp["_source"] != doc:  # another run took it over first
                 raise self.held_error(resp["_source"]) from None
         self.took_over = old
-        message = (f"took over the expired stack lock of {describe_holder(old)}, acquired at "
-                   f"{old.get('acquired_at', '?')}, expired at {old.get('expires_at', '?')} (that run died "
-                   f"without releasing it)")
-        (warn or (lambda text: print(f"warning: {text}", file=sys.stderr)))(message)
+        (warn or _stderr_warning)(f"took over the expired stack lock of {_dead_run(old)}")
         return resp
 
     def clear_expired(self, warn: Callable[[str], None] | None = None) -> dict[str, Any] | None:
@@ -244,9 +252,7 @@ class StackLock:
                 return None
             raise self._cluster_error(exc, "removing the expired stack lock") from exc
         old = current["_source"]
-        (warn or (lambda text: print(f"warning: {text}", file=sys.stderr)))(
-            f"removed the expired stack lock of {describe_holder(old)}, acquired at {old.get('acquired_at', '?')}, "
-            f"expired at {old.get('expires_at', '?')} (that run died without releasing it)")
+        (warn or _stderr_warning)(f"removed the expired stack lock of {_dead_run(old)}")
         return old
 
     def held_error(self, doc: dict[str, Any]) -> LockHeld:
@@ -333,11 +339,11 @@ class StackLock:
         except ApiError as exc:
             # 404/409: somebody broke or took over our lock meanwhile; nothing of ours to release.
             if exc.meta.status not in (404, 409):
-                print(f"warning: could not release the stack lock ({exc.message}); it expires at "
-                      f"{held['doc'].get('expires_at')}", file=sys.stderr)
+                _stderr_warning(f"could not release the stack lock ({exc.message}); it expires at "
+                                f"{held['doc'].get('expires_at')}")
         except TransportError as exc:
-            print(f"warning: could not release the stack lock ({exc.message}); it expires at "
-                  f"{held['doc'].get('expires_at')} and the next run takes it over then", file=sys.stderr)
+            _stderr_warning(f"could not release the stack lock ({exc.message}); it expires at "
+                            f"{held['doc'].get('expires_at')} and the next run takes it over then")
             raise
 
     def break_lock(self) -> dict[str, Any] | None:

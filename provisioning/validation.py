@@ -20,7 +20,7 @@ from jsonschema.exceptions import best_match
 from provisioning.errors import Problem
 from provisioning.kinds import KINDS
 from provisioning.kinds.base import load_schema
-from provisioning.model import Resource, SourceLocation
+from provisioning.model import Resource, SourceLocation, nearest_line
 
 if TYPE_CHECKING:
     from provisioning.manifests import Document
@@ -155,11 +155,8 @@ def _error_problems(error: ValidationError, prefix: str, locate) -> list[Problem
 
 def _locator(file: str, lines: dict[str, int], default: int) -> Callable[[str], SourceLocation]:
     def locate(path: str) -> SourceLocation:
-        while path:
-            if path in lines:
-                return SourceLocation(file, lines[path])
-            path = path.rpartition(".")[0]
-        return SourceLocation(file, default)
+        line = nearest_line(lines, path)
+        return SourceLocation(file, default if line is None else line)
 
     return locate
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ class Variables:
     env: dict[str, str]  # the process environment after .env files (real variables win)
     var: dict[str, str]  # --var key=value
     environment: str = DEFAULT_ENVIRONMENT
-    env_files: list[str] = field(default_factory=list)  # the dotenv files read, for hints
 
     def context(self) -> dict[str, Any]:
         """What templates see: env and var as top-level names too, --var winning; `env`, `var`, `environment`."""
@@ -47,11 +46,9 @@ def load_variables(env_file_dir: str | Path, environment: str | None = None,
     """dotenv files from `env_file_dir` (.env, then .env.<environment>), the real environment over them, and --var."""
     environment = environment or DEFAULT_ENVIRONMENT
     merged: dict[str, str] = {}
-    read = []
     for name in (".env", f".env.{environment}"):
         path = Path(env_file_dir) / name
         if path.is_file():
-            read.append(str(path))
             # empty values count as unset (.env.example); a bare `KEY` line gives None in python-dotenv
             merged.update({k: v for k, v in dotenv_values(path).items() if v})
     merged.update({k: v for k, v in os.environ.items() if v})  # the real environment wins over the files
@@ -62,5 +59,4 @@ def load_variables(env_file_dir: str | Path, environment: str | None = None,
     else:
         var = parse_var_options(variables)
     # sorted so that a template iterating over env/var renders the same whatever the insertion order
-    return Variables(env=dict(sorted(merged.items())), var=dict(sorted(var.items())), environment=environment,
-                     env_files=read)
+    return Variables(env=dict(sorted(merged.items())), var=dict(sorted(var.items())), environment=environment)

@@ -150,8 +150,9 @@ class Sandbox:
         rule = self.faults.pick(request.method, path)
         write = self._is_write(request)
         if rule is not None and rule.drop:
-            self._drop(environ)
+            # logged first: once the socket closes, the client's next request may be logged before this one
             self._record(request, 0, started, "drop", write)
+            self._drop(environ)
             return []
         if rule is not None and rule.status:
             error = EsError(f"injected fault: {rule.status}", status=rule.status,

@@ -307,3 +307,21 @@ def test_lock_times_follow_the_clusters_clock_when_a_date_header_shows_skew(es):
     lock._observe(SimpleNamespace(headers={"date": email.utils.formatdate(time.time(), usegmt=True)}))
     assert abs(lock.now() - time.time()) < 0.5  # within the header's resolution: local time
     assert lock.expires({"command": "a lock without a lease"}) is None  # only `unlock --force` frees it
+
+
+def test_a_lock_written_without_a_token_is_still_seen_as_held(es, sandbox, tmp_path):
+    # lock documents written before tokens and leases existed carry neither: a run holding no lock (token None)
+    # must not mistake such a lock for its own
+    resources = stack(tmp_path)
+    other = ctx_for(es)
+    other.ledger.ensure_index()
+    es.index(index=LEDGER_INDEX, id="test:lock", refresh=True,
+             document={"type": "lock", "stack": "test", "holder": "ci@old-agent", "pid": 1,
+                       "command": "invoke apply (older version)", "acquired_at": "2026-01-01T00:00:00+00:00"})
+    ctx = ctx_for(es)
+    ctx.ledger.load()
+    assert ctx.ledger.lock_holder is not None and ctx.ledger.lock_holder["holder"] == "ci@old-agent"
+    start = sandbox.log.last_seq
+    with pytest.raises(LockHeld, match="ci@old-agent"):
+        converge(resources, ctx_for(es), command="pytest")
+    assert writes_since(sandbox, start) == []

@@ -71,3 +71,17 @@ def test_documents_into_an_index_of_the_same_apply_wait_for_it(es, tmp_path):
     data = write_docs(tmp_path / "d.json", [{"id": 1}])
     plan = make_plan([documents("seed", "movies", data), index("movies", SETTINGS, MOVIE_MAPPINGS)], ctx_for(es))
     assert [[c.key for c in wave] for wave in plan.waves] == [["index/movies"], ["documents/seed"]]
+
+
+def test_an_es_error_without_a_reason_is_reported_by_its_type_never_as_none():
+    from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
+    from elasticsearch import ApiError
+
+    from provisioning.planner import api_error
+
+    meta = ApiResponseMeta(status=400, http_version="1.1", headers=HttpHeaders(), duration=0.0,
+                           node=NodeConfig("http", "localhost", 9200))
+    error = api_error(ApiError("x_exception", meta, {"error": {"type": "x_exception"}, "status": 400}),
+                      resource="index/movies", doing="update")
+    assert "None" not in str(error)
+    assert str(error) == "index/movies: update: Elasticsearch answered 400 x_exception: x_exception"

@@ -59,3 +59,15 @@ def test_invoke_check_runs_manual_checks_too(es, tmp_path):
     converge(resources, ctx_for(es), command="pytest")
     results = run_after_apply(StackPlan(changes=[], resources=resources), ctx_for(es), manual=True)
     assert [(r.name, r.ok, r.total) for r in results] == [("manual", True, 3)]
+
+
+def test_a_check_without_total_tracking_reports_the_hits_its_expectations_counted(es, tmp_path):
+    # track_total_hits: false makes ES omit hits.total: the expectations count the hits returned, and the result
+    # (what `invoke check` prints) must show that same number, not 0
+    untracked = check("untracked", "movies", {"query": {"match_all": {}}, "track_total_hits": False},
+                      {"min_hits": 3}, run="manual")
+    resources = stack(tmp_path, untracked)
+    converge(resources, ctx_for(es), command="pytest")
+    [result] = run_after_apply(StackPlan(changes=[], resources=resources), ctx_for(es), manual=True)
+    assert result.ok and result.expectations[0].detail == "got 3"
+    assert result.total == 3

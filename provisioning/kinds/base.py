@@ -1,6 +1,10 @@
 """The one small interface every resource kind implements. The engine knows kinds only through it.
 
 A kind module reads in this order: schema -> references -> read (batched) -> diff (pure) -> writes.
+
+Optional hooks, looked up with getattr by the engine: `preflight(ctx, change) -> list[str]` (refusals known at plan
+time), `dependency_replaced(change, dependency) -> Change` (planner cascade) and
+`after_apply(ctx, resource, *, manual) -> result | None` (run after every change, e.g. checks).
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ def load_schema(kind: str) -> dict[str, Any]:
 
 class Kind(Protocol):
     name: ClassVar[str]
+
+    def default_name(self, spec: dict[str, Any]) -> str | None:
+        """The name when a manifest leaves it out (e.g. derived from the spec), or None to require one."""
 
     def references(self, resource: Resource) -> list[str]:
         """Resources this one needs first, inferred from its spec ("kind/name"), beside explicit depends_on."""

@@ -10,7 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from provisioning.errors import Problem
+from provisioning.kinds.documents_data import field_value
 from provisioning.model import Change, Resource
+from provisioning.report import hits_total
 
 
 def _inference_ids(node: Any) -> list[str]:
@@ -23,18 +25,6 @@ def _inference_ids(node: Any) -> list[str]:
     if isinstance(node, list):
         return [i for item in node for i in _inference_ids(item)]
     return []
-
-
-def field_value(source: dict[str, Any] | None, path: str) -> Any:
-    """A _source value by dotted path (`movie.title`), or a literal dotted key."""
-    node: Any = source or {}
-    if path in node:
-        return node[path]
-    for part in path.split("."):
-        if not isinstance(node, dict):
-            return None
-        node = node.get(part)
-    return node
 
 
 @dataclass
@@ -61,8 +51,7 @@ class CheckResult:
 def evaluate(expect: dict[str, Any], response: dict[str, Any]) -> list[Expectation]:
     """Each declared expectation against a search response (pure)."""
     hits = response.get("hits", {}).get("hits", [])
-    total_raw = response.get("hits", {}).get("total", {})
-    total = total_raw.get("value", len(hits)) if isinstance(total_raw, dict) else int(total_raw or 0)
+    total = hits_total(response)
     results = []
     if "total" in expect:
         results.append(Expectation(f"total == {expect['total']}", total == expect["total"], f"got {total}"))
@@ -74,12 +63,12 @@ def evaluate(expect: dict[str, Any], response: dict[str, Any]) -> list[Expectati
                                    f"got {total}"))
     if "top" in expect:
         f, want = expect["top"]["field"], expect["top"]["equals"]
-        got = field_value(hits[0].get("_source"), f) if hits else None
+        got = field_value(hits[0].get("_source") or {}, f) if hits else None
         results.append(Expectation(f"top hit {f} == {want!r}", bool(hits) and got == want,
                                    f"got {got!r}" if hits else "no hits"))
     for item in expect.get("contains") or []:
         f, want = item["field"], item["equals"]
-        ranks = [i + 1 for i, h in enumerate(hits) if field_value(h.get("_source"), f) == want]
+        ranks = [i + 1 for i, h in enumerate(hits) if field_value(h.get("_source") or {}, f) == want]
         results.append(Expectation(f"some hit has {f} == {want!r}", bool(ranks),
                                    f"at rank {ranks[0]}" if ranks else f"not among {len(hits)} hits"))
     return results
@@ -121,10 +110,8 @@ class CheckKind:
         spec = resource.spec
         response = ctx.client.search(index=spec["index"], body=spec.get("request") or {}).body
         expectations = evaluate(spec.get("expect") or {}, response)
-        total_raw = response.get("hits", {}).get("total", {})
         return CheckResult(resource.name, spec["index"], all(e.ok for e in expectations), expectations,
-                           response.get("hits", {}).get("hits", []),
-                           total_raw.get("value", 0) if isinstance(total_raw, dict) else int(total_raw or 0))
+                           response.get("hits", {}).get("hits", []), hits_total(response))
 
     def after_apply(self, ctx: Any, resource: Resource, *, manual: bool = False) -> CheckResult | None:
         if not manual and resource.spec.get("run", "after_apply") != "after_apply":

@@ -18,7 +18,18 @@ from elasticsearch import helpers
 
 from provisioning.diffing import spec_hash
 from provisioning.errors import ClusterError, ManifestError, Problem
+from provisioning.kinds.documents_data import (
+    DataFileError,
+    check_documents,
+    data_format,
+    field_value,
+    is_url,
+    parse_documents,
+    read_documents,
+    resolve_source,
+)
 from provisioning.model import Change, FieldDiff, Resource
+from provisioning.report import hits_total
 
 MAX_IDS_QUERY = 10_000
 BULK_CHUNK = 500
@@ -28,16 +39,6 @@ URL_TIMEOUT = 60
 def load_documents(resource: Resource) -> list[dict[str, Any]]:
     """The documents of a resource, from its file (relative to the manifest; parsed by documents_data, the same
     reader load-time validation uses) or its http(s) URL (fetched at plan/apply time only)."""
-    from provisioning.kinds.documents_data import (
-        DataFileError,
-        data_format,
-        field_value,
-        is_url,
-        parse_documents,
-        read_documents,
-        resolve_source,
-    )
-
     source = resolve_source(resource)
     try:
         if is_url(str(source)):
@@ -59,8 +60,6 @@ def load_documents(resource: Resource) -> list[dict[str, Any]]:
 
 
 def doc_id(resource: Resource, doc: dict[str, Any]) -> str:
-    from provisioning.kinds.documents_data import field_value
-
     return str(field_value(doc, resource.spec["id_field"]))
 
 
@@ -79,8 +78,6 @@ class DocumentsKind:
 
     def validate(self, resource: Resource, resources: dict[str, Resource]) -> list[Problem]:
         # file exists and parses, every document has its id, values fit the declared target index's mapping
-        from provisioning.kinds.documents_data import check_documents
-
         return check_documents(resource, resources)
 
     # ---- read: sources from disk/URL, then ONE _msearch for every resource -------------------------------
@@ -99,8 +96,7 @@ class DocumentsKind:
         if searches:
             responses = ctx.client.msearch(searches=searches)["responses"]
             for resource, response in zip(resources, responses, strict=True):
-                total = (response.get("hits") or {}).get("total") or {}
-                live[resource.name]["present"] = total.get("value", 0) if isinstance(total, dict) else int(total)
+                live[resource.name]["present"] = hits_total(response)  # size 0: 0 when the search failed
         return live
 
     # ---- diff (pure) -----------------------------------------------------------------------------------

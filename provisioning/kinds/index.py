@@ -202,8 +202,7 @@ class IndexKind:
     def create(self, ctx: Any, change: Change) -> None:
         resource = change.resource
         entry = ctx.ledger.entry(self.name, resource.name)
-        physical = next_physical(resource.name, (entry or {}).get("physical")) if entry else physical_name(
-            resource.name, 1)
+        physical = next_physical(resource.name, (entry or {}).get("physical"))  # -000001 without a record
         # Owned BEFORE it exists (write-ahead): a run killed between the create and a later record would otherwise
         # leave an index no ledger knows, which destroy never removes. ES refusing the create undoes the record.
         self._record(ctx, resource, physical)

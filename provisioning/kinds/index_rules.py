@@ -149,8 +149,7 @@ def mapping_diffs(desired: dict[str, Any], live: dict[str, Any], previous: dict[
                 d.forces_replacement = key not in UPDATABLE_MAPPING_KEYS
                 diffs.append(d)
     # a field we declared last time and the manifest dropped: only a new index removes it (ES cannot)
-    removed = _declared_fields(before.get("properties")) - _declared_fields(
-        want.get("properties"))
+    removed = _declared_fields(before.get("properties")) - _declared_fields(want.get("properties"))
     live_fields = _declared_fields(have.get("properties"))
     for gone in sorted(removed):
         if gone in live_fields and not any(gone.startswith(f"{r}.") for r in removed):

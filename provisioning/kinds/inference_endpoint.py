@@ -17,8 +17,8 @@ from typing import Any
 
 from elasticsearch import ApiError
 
-from provisioning.diffing import canonical_json, declared_diffs, secret_hash, spec_hash
-from provisioning.errors import ClusterError, Problem
+from provisioning.diffing import MASK, canonical_json, declared_diffs, secret_hash, spec_hash
+from provisioning.errors import ClusterError, Problem, es_reason
 from provisioning.model import Change, FieldDiff, Resource
 from provisioning.model_import import deployment as dep
 
@@ -49,10 +49,12 @@ def _secrets_hash(values: dict[str, str], salt: str) -> str:
     return secret_hash(canonical_json(values), salt)
 
 
-def _api_reason(exc: ApiError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error")
-    return str(error.get("reason") if isinstance(error, dict) else error or exc.message)
+def rerank_endpoint(resources: list[Resource]) -> str | None:
+    """The first rerank inference endpoint the manifests declare (`invoke search --rerank`'s default)."""
+    for r in resources:
+        if r.kind == KIND and r.spec.get("task_type") == "rerank":
+            return r.name
+    return None
 
 
 class InferenceEndpointKind:
@@ -155,7 +157,7 @@ class InferenceEndpointKind:
         entry = live.get("ledger") or {}
         if spec.get("secrets") and entry and live.get("secrets_hash") != entry.get("secrets_hash") \
                 and live.get("secrets_hash") is not None:
-            in_place.append(FieldDiff("secrets", "(sensitive value)", "(sensitive value)", sensitive=True))
+            in_place.append(FieldDiff("secrets", MASK, MASK, sensitive=True))
         change.diffs = replace + in_place
         if replace:
             change.action = "replace"
@@ -281,7 +283,7 @@ class InferenceEndpointKind:
         except ApiError as exc:
             if exc.meta.status == 409:
                 raise ClusterError(
-                    f"Elasticsearch refuses to delete the endpoint while it is in use: {_api_reason(exc)} "
+                    f"Elasticsearch refuses to delete the endpoint while it is in use: {es_reason(exc)} "
                     f"(remove the semantic_text fields or ingest processors that use it first)",
                     status=409, es_type="status_exception", resource=f"{KIND}/{name}") from exc
             raise

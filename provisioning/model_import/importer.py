@@ -162,5 +162,5 @@ def record(ctx: Any, resource: Any, prepared: Prepared | None, *, complete: bool
     if deployment_id is not _KEEP:
         extra["deployment_id"] = deployment_id
     extra.setdefault("deployment_id", None)
-    ctx.ledger.record("trained_model", resource.name, spec_hash=spec_hash(resource.spec), applied=resource.spec,
+    ctx.ledger.record(resource.kind, resource.name, spec_hash=spec_hash(resource.spec), applied=resource.spec,
                       **extra)

@@ -29,7 +29,7 @@ from urllib.parse import quote
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 
-from provisioning.errors import ClusterError, ProvisioningError
+from provisioning.errors import ClusterError, ProvisioningError, es_reason
 from provisioning.model_import.cache import Artifact
 
 CHUNK_SIZE = 1024 * 1024  # eland's DEFAULT_CHUNK_SIZE: ES's REST layer accepts it comfortably
@@ -63,15 +63,6 @@ def already_exists(exc: Exception) -> bool:
         return False
     return (exc.meta.status == 400 and exc.error == "resource_already_exists_exception") or (
         exc.meta.status == 409 and exc.error == "version_conflict_engine_exception")
-
-
-def es_reason(exc: ApiError) -> str:
-    """ES's own reason from an error body (the client's message is only the error type)."""
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error")
-    if isinstance(error, dict):
-        return str(error.get("reason") or error.get("type") or exc.message)
-    return str(error or exc.message)
 
 
 def describe_error(exc: Exception) -> str:
