@@ -122,6 +122,19 @@ class EsRequest:
         return [part for part in self.args[name].split(",") if part]
 
 
+def xcontent_token(value: Any) -> str:
+    """The XContent token name ES reports for a JSON value in parse errors (START_OBJECT, VALUE_STRING, ...)."""
+    if isinstance(value, dict):
+        return "START_OBJECT"
+    if isinstance(value, list):
+        return "START_ARRAY"
+    if isinstance(value, bool):  # before numbers: bool is an int in Python
+        return "VALUE_BOOLEAN"
+    if isinstance(value, int | float):
+        return "VALUE_NUMBER"
+    return "VALUE_NULL" if value is None else "VALUE_STRING"
+
+
 def split_names(expression: str | None) -> list[str]:
     """A comma-separated path segment ("a,b,c") as a list."""
     if not expression:

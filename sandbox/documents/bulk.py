@@ -8,28 +8,13 @@ from typing import Any
 
 from sandbox.documents import writes
 from sandbox.errors import ActionRequestValidation, EsError, IllegalArgument
-from sandbox.http import EsRequest
+from sandbox.http import EsRequest, xcontent_token
 from sandbox.search import view
 
 ACTIONS = ("create", "delete", "index", "update")
 _PARAMS = {"_index", "_id", "routing", "require_alias", "op_type", "pipeline", "if_seq_no", "if_primary_term",
            "version", "version_type", "retry_on_conflict", "_source", "dynamic_templates", "require_data_stream",
            "list_executed_pipelines"}
-
-
-def _token(value: Any) -> str:
-    """The XContent token name ES reports for a JSON value."""
-    if isinstance(value, dict):
-        return "START_OBJECT"
-    if isinstance(value, list):
-        return "START_ARRAY"
-    if isinstance(value, bool):
-        return "VALUE_BOOLEAN"
-    if isinstance(value, (int, float)):
-        return "VALUE_NUMBER"
-    if value is None:
-        return "VALUE_NULL"
-    return "VALUE_STRING"
 
 
 def _malformed(line: int, detail: str) -> IllegalArgument:
@@ -55,7 +40,7 @@ def parse(data: bytes) -> list[tuple[int, str, dict[str, Any], Any]]:
             raise EsError(f"[{number}:1] Unexpected character: {exc}", status=400,
                           type="x_content_parse_exception") from exc
         if not isinstance(action_line, dict):
-            raise _malformed(number, f"expected START_OBJECT or END_OBJECT but found [{_token(action_line)}]")
+            raise _malformed(number, f"expected START_OBJECT or END_OBJECT but found [{xcontent_token(action_line)}]")
         if not action_line:
             raise _malformed(number, "expected FIELD_NAME but found [END_OBJECT]")
         action = next(iter(action_line))
@@ -63,7 +48,7 @@ def parse(data: bytes) -> list[tuple[int, str, dict[str, Any], Any]]:
             raise _malformed(number, f"expected one of [create, delete, index, update] but found [{action}]")
         meta = action_line[action]
         if not isinstance(meta, dict):
-            raise _malformed(number, f"expected START_OBJECT but found [{_token(meta)}]")
+            raise _malformed(number, f"expected START_OBJECT but found [{xcontent_token(meta)}]")
         if len(action_line) > 1:
             raise _malformed(number, "expected END_OBJECT but found [FIELD_NAME]")
         for key, value in meta.items():
@@ -71,7 +56,7 @@ def parse(data: bytes) -> list[tuple[int, str, dict[str, Any], Any]]:
                 raise IllegalArgument(f"Action/metadata line [{number}] contains an unknown parameter [{key}]")
             if isinstance(value, (dict, list)) and key not in ("_source", "dynamic_templates"):
                 raise IllegalArgument(f"Malformed action/metadata line [{number}], expected a simple value for "
-                                      f"field [{key}] but found [{_token(value)}]")
+                                      f"field [{key}] but found [{xcontent_token(value)}]")
         if meta.get("op_type") == "create" and action == "index":
             action = "create"
         source = None

@@ -7,7 +7,7 @@ import time
 from typing import Any
 
 from sandbox.errors import EsError, IllegalArgument
-from sandbox.http import EsRequest, Route
+from sandbox.http import EsRequest, Route, xcontent_token
 from sandbox.search import retrievers
 from sandbox.search.execute import (
     apply_sort,
@@ -43,18 +43,6 @@ UNSUPPORTED_QUERIES = {"wildcard", "prefix", "regexp", "fuzzy", "nested", "has_c
 def _unsupported(what: str) -> EsError:
     return EsError(f"the sandbox does not support [{what}] in a search request", status=400,
                    type="sandbox_unsupported_exception")
-
-
-def _token_name(value: Any) -> str:
-    if isinstance(value, dict):
-        return "START_OBJECT"
-    if isinstance(value, list):
-        return "START_ARRAY"
-    if isinstance(value, str):
-        return "VALUE_STRING"
-    if isinstance(value, bool):
-        return "VALUE_BOOLEAN"
-    return "VALUE_NUMBER" if value is not None else "VALUE_NULL"
 
 
 def _index_options(args: Any) -> dict[str, Any]:
@@ -94,7 +82,7 @@ def run_search(sb: Any, index: str | None, body: dict[str, Any], args: Any) -> d
             raise _unsupported(key)
         if key not in SUPPORTED_KEYS and key not in IGNORED_KEYS and key not in FALSE_ONLY_KEYS:
             # ES SearchSourceBuilder#parseXContent ("Search body without query element" -> 400)
-            raise EsError(f"Unknown key for a {_token_name(value)} in [{key}].", status=400,
+            raise EsError(f"Unknown key for a {xcontent_token(value)} in [{key}].", status=400,
                           type="parsing_exception", line=1, col=2)
     if "retriever" in body:
         # ES SearchSourceBuilder: these belong inside the retriever
@@ -218,7 +206,8 @@ def count(sb: Any, req: EsRequest, index: str | None = None) -> dict[str, Any]:
         if key != "query":
             raise EsError(f"request does not support [{key}]", status=400, type="parsing_exception")
         if not isinstance(value, dict):
-            raise EsError(f"Unknown key for a {_token_name(value)} in [{key}].", status=400, type="parsing_exception")
+            raise EsError(f"Unknown key for a {xcontent_token(value)} in [{key}].", status=400,
+                          type="parsing_exception")
     query = body.get("query")
     if "q" in req.args:
         query = {"query_string": {"query": req.args["q"]}}
