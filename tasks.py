@@ -101,6 +101,9 @@ class _Session:
         self.stack = stack or self.variables.env.get("ES_STACK_NAME") or "default"
         self.use_sandbox = sandbox
         self._sandbox = None
+        self.target = None
+        # what a saved plan's reviewer read: the manifests and the templates they import
+        self.folders = [self.manifests, ROOT / "templates"]
 
     def resources(self):
         from provisioning import load_manifests
@@ -108,6 +111,7 @@ class _Session:
         return load_manifests(self.manifests, environment=self.env, variables=self.var, env_file_dir=ROOT)
 
     def context(self, **options):
+        """A context on the cluster (or a fresh in-process sandbox); its ledger is read by the first plan."""
         from provisioning import Options, Reporter, connect, describe_target, make_context
 
         url = None
@@ -123,7 +127,8 @@ class _Session:
             print(f"using the local sandbox (not a real cluster) at {url}, state in {SANDBOX_STATE}",
                   file=sys.stderr)
         client = connect(self.variables.env, url=url)
-        print(f"cluster: {describe_target(self.variables.env, url=url)}  stack: {self.stack}", file=sys.stderr)
+        self.target = describe_target(self.variables.env, url=url)
+        print(f"cluster: {self.target}  stack: {self.stack}", file=sys.stderr)
         return make_context(client, stack=self.stack, options=Options(**options), reporter=Reporter(),
                             environ=self.variables.env)
 
@@ -169,25 +174,30 @@ def _guard_interactive(yes, what):
     return _confirm(what)
 
 
-def _show(json_output):
+def _show(json_output, show_requests=False):
     from provisioning import plan_to_json, render_plan
 
     def show(plan):
-        print(plan_to_json(plan) if json_output else render_plan(plan, color=sys.stdout.isatty()), end="\n")
+        print(plan_to_json(plan) if json_output else render_plan(plan, color=sys.stdout.isatty(),
+                                                                 show_requests=show_requests), end="\n")
     return show
 
 
-def _plan_body(json_output, detailed_exitcode, footer):
-    """plan and status: read-only plan, shown; exit 2 on changes with --detailed-exitcode."""
+def _plan_body(json_output, detailed_exitcode, footer, out=None, show_requests=False, allow_data_loss=False):
+    """plan and status: read-only plan, shown (and saved with --out); exit 2 on changes with --detailed-exitcode."""
     def body(session):
         from invoke import Exit
 
         from provisioning import make_plan
+        from provisioning.planfile import save
 
         resources = session.resources()
-        ctx = session.context()
+        ctx = session.context(allow_data_loss=allow_data_loss)
         result = make_plan(resources, ctx)
-        _show(json_output)(result)
+        _show(json_output, show_requests)(result)
+        if out:
+            save(result, out, target=session.target, folders=session.folders)
+            print(f"plan saved to {out}: apply exactly it with `invoke apply --plan {out}`", file=sys.stderr)
         footer(ctx)
         if detailed_exitcode and result.has_changes:
             raise Exit(code=2)
@@ -253,31 +263,49 @@ def validate(c, env=None, var=None, manifests=None):
 
 
 @task(iterable=ITERABLE, help={**COMMON_HELP, "json": "print the plan as JSON for machines",
-                               "detailed_exitcode": "exit 0 when there are no changes, 2 when there are, 1 on errors"})
+                               "detailed_exitcode": "exit 0 when there are no changes, 2 when there are, 1 on errors",
+                               "out": "save the plan to this file; `invoke apply --plan FILE` applies exactly it",
+                               "show_requests": "print the requests and steps each change will run",
+                               "allow_data_loss": "record in the saved plan that its data loss is accepted"})
 @_engine_task
-def plan(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=False, detailed_exitcode=False):
-    """Show what apply would change (read-only)."""
+def plan(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=False, detailed_exitcode=False,
+         out=None, show_requests=False, allow_data_loss=False):
+    """Show what apply would change (read-only); --out saves it for `invoke apply --plan`."""
     _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox),
-         _plan_body(json, detailed_exitcode, _lock_note))
+         _plan_body(json, detailed_exitcode, _lock_note, out, show_requests, allow_data_loss))
 
 
 @task(iterable=ITERABLE, help={**COMMON_HELP, "yes": "apply without asking (required when not on a terminal)",
                                "parallelism": "independent changes applied at once (default 4)",
-                               "allow_data_loss": "allow deleting indices that hold documents",
+                               "allow_data_loss": "allow changes that lose data (deleting documents or an index "
+                                                  "that holds them)",
                                "json": "print the plan as JSON", "wait_timeout": "seconds to wait for "
-                               "asynchronous work such as model deployments (default 600)"})
+                               "asynchronous work such as model deployments (default 600)",
+                               "plan": "apply exactly this saved plan (from `invoke plan --out`); the manifests are "
+                                       "not rendered again",
+                               "show_requests": "print the requests and steps each change will run"})
 @_engine_task
 def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=False, parallelism=4,
-          allow_data_loss=False, json=False, wait_timeout=600):
-    """Converge the cluster to the manifests: plan, confirm, apply in dependency order, verify, run checks."""
+          allow_data_loss=False, json=False, wait_timeout=600, plan=None, show_requests=False):
+    """Converge the cluster to the manifests: plan, confirm, apply exactly that plan, verify, run checks."""
     from provisioning import converge
 
     def body(session):
-        resources = session.resources()
-        ctx = session.context(parallelism=int(parallelism), allow_data_loss=allow_data_loss,
-                              wait_timeout=float(wait_timeout))
-        result = converge(resources, ctx, command="invoke apply",
-                          confirm=_guard_interactive(yes, "apply these changes"), show=_show(json))
+        options = dict(parallelism=int(parallelism), allow_data_loss=allow_data_loss,
+                       wait_timeout=float(wait_timeout))
+        if plan:
+            from provisioning.planfile import apply_file
+
+            ctx = session.context(**options)
+            result = apply_file(plan, ctx, target=session.target,
+                                confirm=_guard_interactive(yes, "apply this saved plan"),
+                                show=_show(json, show_requests))
+        else:
+            resources = session.resources()
+            ctx = session.context(**options)
+            result = converge(resources, ctx, command="invoke apply",
+                              confirm=_guard_interactive(yes, "apply these changes"),
+                              show=_show(json, show_requests))
         _finish(result, "apply")
     _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
 
@@ -307,11 +335,11 @@ def check(c, env=None, var=None, manifests=None, stack=None, sandbox=False):
     """Run every check of the manifests (searches with expectations); exit 1 if one fails."""
     from invoke import Exit
 
-    from provisioning import StackPlan, render_checks, run_after_apply
+    from provisioning import render_checks, run_checks
 
     def body(session):
         resources = session.resources()
-        results = run_after_apply(StackPlan(changes=[], resources=resources), session.context(), manual=True)
+        results = run_checks(session.context(), resources, manual=True)
         print(render_checks(results) or "no checks declared")
         if any(not r.ok for r in results):
             raise Exit(f"{sum(not r.ok for r in results)} of {len(results)} checks failed", code=1)
@@ -367,7 +395,7 @@ def search(c, query, env=None, var=None, manifests=None, stack=None, sandbox=Fal
     from elasticsearch import ApiError
 
     from provisioning.adhoc import format_hits, rerank_endpoint, search_body
-    from provisioning.planner import api_error
+    from provisioning.errors import api_error
 
     def body(session):
         endpoint = inference_id

@@ -4,14 +4,16 @@
     ctx = make_context(connect(), stack="default")
     plan = make_plan(resources, ctx)            # read-only: ledger + batched reads + pure diffs
     print(render_plan(plan))
-    result = converge(resources, ctx, command="invoke apply")   # lock, re-plan, apply waves, verify, checks
+    result = converge(resources, ctx, command="invoke apply")   # show, lock, apply exactly that plan, verify, checks
+    planfile.save(plan, "plan.json", target=..., folders=[...]); plan, data = planfile.load("plan.json")
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from provisioning.applier import ApplyResult, apply_plan, converge, run_after_apply
+from provisioning.applier import ApplyResult, apply_plan, apply_saved, converge
+from provisioning.checks import run_checks
 from provisioning.connection import client_options, connect, describe_target
 from provisioning.context import Context, Options, Reporter, make_context
 from provisioning.errors import (
@@ -26,7 +28,7 @@ from provisioning.errors import (
     Refused,
 )
 from provisioning.ledger import LEDGER_INDEX, Ledger
-from provisioning.model import Change, FieldDiff, Plan, Resource, SourceLocation
+from provisioning.model import Change, FieldDiff, Hazard, Plan, Request, Resource, SourceLocation, Step
 from provisioning.planner import StackPlan, destroy_plan, make_plan
 from provisioning.report import plan_to_dict, plan_to_json, render_checks, render_plan, summary_line
 
@@ -45,9 +47,10 @@ def render_manifests(manifest_dir: Any, **kwargs: Any) -> dict[str, str]:
 
 
 __all__ = [
-    "LEDGER_INDEX", "ApplyResult", "Change", "ClusterError", "ConfigError", "Context", "FieldDiff", "Ledger",
-    "LockHeld", "LockLost", "ManifestError", "NotConverged", "Options", "Plan", "Problem", "ProvisioningError",
-    "Refused", "Reporter", "Resource", "SourceLocation", "StackPlan", "apply_plan", "client_options", "connect",
-    "converge", "describe_target", "destroy_plan", "load_manifests", "make_context", "make_plan", "plan_to_dict",
-    "plan_to_json", "render_checks", "render_manifests", "render_plan", "run_after_apply", "summary_line",
+    "LEDGER_INDEX", "ApplyResult", "Change", "ClusterError", "ConfigError", "Context", "FieldDiff", "Hazard",
+    "Ledger", "LockHeld", "LockLost", "ManifestError", "NotConverged", "Options", "Plan", "Problem",
+    "ProvisioningError", "Refused", "Reporter", "Request", "Resource", "SourceLocation", "StackPlan", "Step",
+    "apply_plan", "apply_saved", "client_options", "connect", "converge", "describe_target", "destroy_plan",
+    "load_manifests", "make_context", "make_plan", "plan_to_dict", "plan_to_json", "render_checks",
+    "render_manifests", "render_plan", "run_checks", "summary_line",
 ]

@@ -1,11 +1,15 @@
-"""apply_plan: run a plan's waves in dependency order, independent changes concurrently, then verify.
+"""apply_plan: run exactly the operations of a plan, in its order, after checking it still rests on the live state.
 
+- Before the first write: data loss needs --allow-data-loss (on the command, or recorded in the saved plan); the
+  cluster must be the one planned against; every change's fingerprint (its live object and ownership record, read
+  again in the plan's fixed number of requests) must equal the planned one, else nothing is written and the
+  message names what changed.
 - A wave runs its changes in a ThreadPoolExecutor bounded by ctx.options.parallelism; the next wave starts only
-  when the whole wave succeeded. The first failed wave stops the run with a ClusterError naming each failed
-  resource, its manifest location and Elasticsearch's reason.
-- Read-after-write: the touched resources are planned again; anything still differing raises NotConverged
-  (catches perpetual drift the first time it happens instead of on every later plan).
-- Post-apply hooks (kinds with `after_apply`, i.e. checks) run after everything else.
+  when the whole wave succeeded. Each change runs its operations in order (provisioning/operations.py). The
+  first failed wave stops the run with a ClusterError naming each failed resource, its manifest location and
+  Elasticsearch's reason.
+- Read-after-write: the touched resources are planned again; anything still differing raises NotConverged.
+- Checks (post-apply assertions) run after everything else.
 """
 
 from __future__ import annotations
@@ -18,16 +22,19 @@ from typing import Any
 from elastic_transport import TransportError
 from elasticsearch import ApiError
 
-from provisioning.errors import ClusterError, NotConverged, ProvisioningError
+from provisioning import lifecycle
+from provisioning.checks import run_checks
+from provisioning.errors import ClusterError, NotConverged, ProvisioningError, Refused, api_error
 from provisioning.kinds import KINDS
 from provisioning.model import Change, Resource
-from provisioning.planner import PROTECTED_PATH, StackPlan, api_error, make_plan
+from provisioning.operations import Run, run_operation
+from provisioning.planner import StackPlan, _read_all, make_plan
 
 
 @dataclass
 class ApplyResult:
     applied: list[Change] = field(default_factory=list)
-    checks: list[Any] = field(default_factory=list)  # whatever the kinds' after_apply returned
+    checks: list[Any] = field(default_factory=list)
     plan: StackPlan | None = None
 
     @property
@@ -35,30 +42,68 @@ class ApplyResult:
         return any(getattr(c, "ok", True) is False for c in self.checks)
 
 
+# ---- before the first write ------------------------------------------------------------------------------------
+def data_loss_refusal(plan: StackPlan, ctx: Any) -> None:
+    if plan.allow_data_loss or ctx.options.allow_data_loss:
+        return
+    losses = [f"{c.key}: {h.message}" for c, h in plan.hazards if h.kind == "data_loss"]
+    if losses:
+        raise Refused("the plan loses data; nothing was changed. Pass --allow-data-loss if you mean it:\n  - "
+                      + "\n  - ".join(losses))
+
+
+def stale_changes(plan: StackPlan, ctx: Any) -> list[str]:
+    """What changed in the cluster since the plan was made (empty: the plan still holds). Read-only."""
+    managed = [r for r in plan.resources if r.kind in KINDS]
+    ctx.ledger.load(sorted({r.name for r in managed} | {c.name for c in plan.changes}))
+    planned = plan.cluster.get("ledger_id")
+    if plan.saved and planned != ctx.ledger.identity and not (planned is None and ctx.ledger.identity_is_ours):
+        return [f"the cluster is not the one the plan was made against (ledger {planned or 'absent'} then, "
+                f"{ctx.ledger.identity or 'absent'} now)"]
+    live = _read_all(managed, ctx)  # owned objects no longer declared are read through the ledger
+    stale = []
+    for change in plan.changes:
+        obj = live.get(change.kind, {}).get(change.name)
+        now = lifecycle.fingerprint(change.kind, obj, ctx.ledger.entry(change.kind, change.name))
+        if now != change.fingerprint:
+            state = "is gone" if obj is None and change.action != "create" else \
+                "now exists" if change.action == "create" and obj is not None else "changed"
+            stale.append(f"{change.key} {state} since the plan was made")
+    return stale
+
+
+def check_preconditions(plan: StackPlan, ctx: Any) -> None:
+    data_loss_refusal(plan, ctx)
+    stale = stale_changes(plan, ctx)
+    if stale:
+        raise Refused("the plan no longer matches the cluster; nothing was changed. Make a new plan:\n  - "
+                      + "\n  - ".join(stale))
+
+
+# ---- running the operations -------------------------------------------------------------------------------------
 def _run_change(ctx: Any, change: Change) -> None:
     location = str(change.resource.source) if change.resource is not None else None
     if ctx.ledger is not None:
         ctx.ledger.check_lock()  # a run whose lock was broken or taken over stops before its next change
-    if change.action == "delete" and change.live is None:
-        ctx.ledger.forget(change.kind, change.name)  # already gone: only the ownership record remains
-        return
-    if change.action == "update" and change.diffs and all(d.path == PROTECTED_PATH for d in change.diffs):
-        ctx.ledger.set_protected(change.kind, change.name, bool(change.diffs[0].after))
-        return
-    method = getattr(KINDS[change.kind], change.action)
     ctx.reporter.info(f"{change.key}: {change.action} ...")
-    try:
-        method(ctx, change)
-    except ApiError as exc:
-        raise api_error(exc, resource=change.key, location=location, doing=change.action) from exc
-    except TransportError as exc:  # no answer at all after the client's retries
-        raise ClusterError(f"{change.action}: cannot reach Elasticsearch: {exc.message}", resource=change.key,
-                           location=location) from exc
-    except ClusterError as exc:
-        if exc.resource is None:  # the message is built at construction: a new error, so it names the resource
-            raise ClusterError(str(exc), status=exc.status, es_type=exc.es_type, resource=change.key,
+    had_entry = ctx.ledger.entry(change.kind, change.name) is not None
+    run = Run(ctx, change, salt=change.record.get("secrets_salt"))
+    creating = lifecycle.first_request(change)
+    for operation in change.operations:
+        try:
+            run_operation(run, operation)
+        except ApiError as exc:
+            if operation is creating and lifecycle.after_failed_create(ctx, change, exc, had_entry):
+                continue
+            raise api_error(exc, resource=change.key, location=location, doing=change.action) from exc
+        except TransportError as exc:  # no answer at all after the client's retries
+            raise ClusterError(f"{change.action}: cannot reach Elasticsearch: {exc.message}", resource=change.key,
                                location=location) from exc
-        raise
+        except ClusterError as exc:
+            if exc.resource is None:  # the message is built at construction: a new error, so it names the resource
+                raise ClusterError(str(exc), status=exc.status, es_type=exc.es_type, resource=change.key,
+                                   location=location) from exc
+            raise
     ctx.reporter.info(f"{change.key}: {change.action} done")
 
 
@@ -97,7 +142,7 @@ def _raise_failures(failures: list[tuple[Change, BaseException]], done: list[Cha
 
 
 def verify(plan: StackPlan, ctx: Any, touched: list[Change]) -> None:
-    """Read-after-write: a fresh plan of the same manifests must show no change for what we touched."""
+    """Read-after-write: a fresh plan of the same resources must show no change for what we touched."""
     if not touched:
         return
     again = make_plan(plan.resources, ctx, destroy=plan.destroy)
@@ -109,24 +154,9 @@ def verify(plan: StackPlan, ctx: Any, touched: list[Change]) -> None:
         raise NotConverged(f"the cluster does not match the manifests after apply: {details}")
 
 
-def run_after_apply(plan: StackPlan, ctx: Any, *, manual: bool = False) -> list[Any]:
-    """Post-apply hooks (checks), after every other change. manual=True runs all of them (`invoke check`)."""
-    results = []
-    for resource in plan.resources:
-        hook = getattr(KINDS[resource.kind], "after_apply", None)
-        if hook is not None:
-            try:
-                outcome = hook(ctx, resource, manual=manual)
-            except ApiError as exc:
-                raise api_error(exc, resource=resource.key, location=str(resource.source), doing=resource.kind) from exc
-            if outcome is not None:
-                results.append(outcome)
-    return results
-
-
-def apply_plan(plan: StackPlan, ctx: Any, *, run_checks: bool = True) -> ApplyResult:
-    """Apply a plan made by make_plan with the same ctx (the caller holds the stack lock)."""
-    ctx.plan = plan
+def apply_plan(plan: StackPlan, ctx: Any, *, run_after: bool = True) -> ApplyResult:
+    """Apply a plan (the caller holds the stack lock): preconditions, the operations, verification, checks."""
+    check_preconditions(plan, ctx)
     done: list[Change] = []
     for wave in plan.waves:
         if ctx.ledger is not None:
@@ -137,25 +167,28 @@ def apply_plan(plan: StackPlan, ctx: Any, *, run_checks: bool = True) -> ApplyRe
             _raise_failures(failures, done)
     verify(plan, ctx, done)
     result = ApplyResult(applied=done, plan=plan)
-    if run_checks and not plan.destroy:
-        result.checks = run_after_apply(plan, ctx)
+    if run_after and not plan.destroy:
+        result.checks = run_checks(ctx, plan.resources)
     return result
-
-
-def same_plan(a: StackPlan, b: StackPlan) -> bool:
-    summary = lambda p: [(c.key, c.action) for c in p.changes if c.action != "noop"]  # noqa: E731
-    return summary(a) == summary(b)
 
 
 def converge(resources: list[Resource], ctx: Any, *, command: str, destroy: bool = False,
              confirm: Callable[[StackPlan], bool] = lambda plan: True,
              show: Callable[[StackPlan], None] = lambda plan: None) -> ApplyResult | None:
-    """Plan, show, confirm, lock, re-plan under the lock, apply. Returns None when the user declined.
+    """Plan, show, confirm, lock, apply exactly the plan shown (refused if the cluster changed meanwhile).
+    Returns None when the user declined.
 
     A no-op apply writes nothing at all (not even the lock); a plan while another LIVE run holds the lock is refused.
     An expired lock, left by a run that died, is taken over by the acquire, or removed by a no-op apply (warnings).
     """
     plan = make_plan(resources, ctx, destroy=destroy)
+    return apply_saved(plan, ctx, command=command, confirm=confirm, show=show)
+
+
+def apply_saved(plan: StackPlan, ctx: Any, *, command: str,
+                confirm: Callable[[StackPlan], bool] = lambda plan: True,
+                show: Callable[[StackPlan], None] = lambda plan: None) -> ApplyResult | None:
+    """Show, confirm, lock and apply a plan made earlier (in this process, or loaded from a plan file)."""
     holder = ctx.ledger.lock_holder
     if holder is not None and not ctx.ledger.lock_expired(holder):
         raise ctx.ledger.lock_held_error(holder)
@@ -164,14 +197,13 @@ def converge(resources: list[Resource], ctx: Any, *, command: str, destroy: bool
         if holder is not None:  # expired (a live holder was refused above): a dead run's leftover
             ctx.ledger.clear_expired_lock(warn=ctx.reporter.warn)
         result = ApplyResult(plan=plan)
-        if not destroy:
-            result.checks = run_after_apply(plan, ctx)
+        if not plan.destroy:
+            result.checks = run_checks(ctx, plan.resources)
         return result
+    if plan.saved:
+        check_preconditions(plan, ctx)  # a stale saved plan is refused before the lock is even taken
+    data_loss_refusal(plan, ctx)  # before asking: a confirmation cannot allow it
     if not confirm(plan):
         return None
     with ctx.ledger.locked(command, lease=ctx.options.lock_lease, warn=ctx.reporter.warn):
-        locked_plan = make_plan(resources, ctx, destroy=destroy)
-        if not same_plan(plan, locked_plan):
-            raise ClusterError("the cluster changed between the plan and the apply (another run?); "
-                               "nothing was applied: run the command again to see the new plan")
-        return apply_plan(locked_plan, ctx)
+        return apply_plan(plan, ctx)  # checks again, under the lock

@@ -111,6 +111,19 @@ def declared_diffs(desired: Any, live: Any, path: str = "", *, ignore: frozenset
     return [FieldDiff(path, live, desired)]
 
 
+# ---- documents -------------------------------------------------------------------------------------
+def field_value(doc: dict[str, Any], dotted: str) -> Any:
+    """doc["a"]["b"] for "a.b" (or a literal dotted key)."""
+    if dotted in doc:
+        return doc[dotted]
+    node: Any = doc
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
 # ---- secrets ------------------------------------------------------------------------------------------
 def redact(value: Any, sensitive_keys: frozenset[str] = frozenset({"api_key", "password", "secret", "token"})) -> Any:
     """A copy with the values of sensitive-looking keys masked (for plan output and error messages)."""

@@ -81,3 +81,17 @@ class NotConverged(ProvisioningError):
 
 class Refused(ProvisioningError):
     """A safety rule refused the operation (protected resource, non-empty index, not owned, no --yes)."""
+
+
+def api_error(exc: Any, *, resource: str | None = None, location: str | None = None, doing: str = "") -> ClusterError:
+    """An elasticsearch.ApiError as the tool's error: ES's own error type and reason (and cause), the resource and
+    its manifest location, never a request body. The one place ES errors are converted."""
+    err = exc.body.get("error") if isinstance(exc.body, dict) else None
+    es_type = err.get("type") if isinstance(err, dict) else None
+    caused = err.get("caused_by", {}).get("reason") if isinstance(err, dict) and isinstance(
+        err.get("caused_by"), dict) else None
+    message = f"{doing + ': ' if doing else ''}Elasticsearch answered {exc.meta.status}"
+    message += (f" {es_type}" if es_type else "") + f": {es_reason(exc)}"
+    if caused:
+        message += f" (caused by: {caused})"
+    return ClusterError(message, status=exc.meta.status, es_type=es_type, resource=resource, location=location)

@@ -16,10 +16,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError
+from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError
 
 from provisioning.errors import ClusterError, LockHeld, es_reason
 from provisioning.stack_lock import StackLock
@@ -27,6 +28,7 @@ from provisioning.stack_lock import StackLock
 __all__ = ["LEDGER_INDEX", "Ledger"]
 
 LEDGER_INDEX = "es-stack-ledger"
+IDENTITY_ID = "_ledger"  # the document holding the ledger's random id
 MAX_ENTRIES = 10_000  # index.max_result_window: one search page holds a whole stack
 
 LEDGER_SETTINGS = {"index.hidden": True, "index.number_of_shards": 1, "index.auto_expand_replicas": "0-1"}
@@ -67,12 +69,19 @@ class Ledger:
         self._index_exists: bool | None = None
         self._mutex = threading.Lock()
         self._protected: dict[tuple[str, str], bool] = {}
+        self._others: dict[tuple[str, str], str] = {}
+        self.identity: str | None = None  # the ledger's id: tells clusters apart (saved plans)
+        self.identity_is_ours = False  # this run wrote the identity (the ledger did not exist before it)
 
     # ---- reading ---------------------------------------------------------------------------------------
-    def load(self) -> None:
-        """Read every record of the stack (resources and lock) in one request."""
+    def load(self, names: list[str] | None = None) -> None:
+        """Read, in one request, every record of the stack (resources and lock), the records OTHER stacks keep for
+        the given names (so an object another stack owns is refused naming it), and the ledger's identity."""
+        should: list[dict[str, Any]] = [{"term": {"stack": self.stack}}, {"ids": {"values": [IDENTITY_ID]}}]
+        if names:
+            should.append({"terms": {"name": sorted(set(names))}})
         try:
-            resp = self.client.search(index=LEDGER_INDEX, query={"term": {"stack": self.stack}},
+            resp = self.client.search(index=LEDGER_INDEX, query={"bool": {"should": should}},
                                       size=MAX_ENTRIES, seq_no_primary_term=True)
         except NotFoundError:
             self._index_exists = False
@@ -82,22 +91,31 @@ class Ledger:
         else:
             self._index_exists = True
         entries: dict[tuple[str, str], dict[str, Any]] = {}
-        lock_doc = None
+        others: dict[tuple[str, str], str] = {}
+        lock_doc = identity = None
         for hit in resp["hits"]["hits"]:
             doc = hit["_source"]
-            if doc.get("stack") != self.stack:
-                continue
-            if doc.get("type") == "lock":
+            if hit.get("_id") == IDENTITY_ID:
+                identity = doc.get("ledger_id")
+            elif doc.get("stack") != self.stack:
+                if doc.get("type") == "resource":
+                    others[(doc["kind"], doc["name"])] = doc["stack"]
+            elif doc.get("type") == "lock":
                 lock_doc = doc
             else:
                 entries[(doc["kind"], doc["name"])] = doc
         with self._mutex:
-            self._entries, self._lock_doc = entries, lock_doc
+            self._entries, self._lock_doc, self._others, self.identity = entries, lock_doc, others, identity
 
     def owned(self, kind: str) -> dict[str, dict[str, Any]]:
         """name -> entry for every object of `kind` this stack owns."""
         with self._mutex:
             return {name: dict(e) for (k, name), e in self._entries.items() if k == kind}
+
+    def other_owner(self, kind: str, name: str) -> str | None:
+        """The stack whose ledger records this object, when it is not this one (loaded for the declared names)."""
+        with self._mutex:
+            return self._others.get((kind, name))
 
     def entry(self, kind: str, name: str) -> dict[str, Any] | None:
         with self._mutex:
@@ -127,20 +145,35 @@ class Ledger:
         return f"{self.stack}:{kind}:{name}"
 
     def ensure_index(self) -> None:
-        """Create the hidden ledger index once (explicitly: auto-creation would map `applied` dynamically)."""
-        if self._index_exists:
+        """Create the hidden ledger index once (explicitly: auto-creation would map `applied` dynamically), with its
+        identity document: a random id that tells this cluster from another one (a saved plan names it). The
+        identity is created with op_type=create, so of two first runs exactly one writes it."""
+        if self._index_exists and self.identity:
             return
+        if not self._index_exists:
+            try:
+                self.client.indices.create(index=LEDGER_INDEX, settings=LEDGER_SETTINGS, mappings=LEDGER_MAPPINGS)
+            except ApiError as exc:
+                if exc.meta.status != 400 or "resource_already_exists" not in str(exc.info):
+                    raise _cluster_error(exc, "creating the ownership ledger") from exc
+            self._index_exists = True
+        identity = uuid.uuid4().hex
         try:
-            self.client.indices.create(index=LEDGER_INDEX, settings=LEDGER_SETTINGS, mappings=LEDGER_MAPPINGS)
+            self.client.create(index=LEDGER_INDEX, id=IDENTITY_ID, refresh=True,
+                               document={"type": "identity", "ledger_id": identity, "created_at": _now()})
+            self.identity, self.identity_is_ours = identity, True
+        except ConflictError:
+            pass  # written by an earlier or concurrent run: the next load() reads it
         except ApiError as exc:
-            if exc.meta.status != 400 or "resource_already_exists" not in str(exc.info):
-                raise _cluster_error(exc, "creating the ownership ledger") from exc
-        self._index_exists = True
+            raise _cluster_error(exc, "creating the ownership ledger") from exc
 
-    def record(self, kind: str, name: str, *, spec_hash: str, applied: Any, **extra: Any) -> None:
+    def record(self, kind: str, name: str, *, spec_hash: str, applied: Any, protected: bool | None = None,
+               **extra: Any) -> None:
         """Record (or refresh) ownership of one object. `applied` must already have secrets replaced by hashes."""
+        if protected is None:
+            protected = self._protected.get((kind, name), False)
         doc = {"type": "resource", "stack": self.stack, "kind": kind, "name": name, "spec_hash": spec_hash,
-               "applied": applied, "protected": self._protected.get((kind, name), False), **extra}
+               "applied": applied, "protected": protected, **extra}
         current = self.entry(kind, name)
         if current is not None and {k: v for k, v in current.items() if k != "updated_at"} == doc:
             return  # unchanged: a no-op apply writes nothing

@@ -1,4 +1,7 @@
-"""Plain values the engine passes around: resources from manifests, field diffs, changes and plans. No I/O."""
+"""Plain values the engine passes around: resources from manifests, field diffs, operations, changes and plans.
+No I/O. A plan is a value: every change carries the operations apply will perform, so it can be printed as
+requests, saved to a file and applied exactly (provisioning/planfile.py).
+"""
 
 from __future__ import annotations
 
@@ -59,9 +62,79 @@ class FieldDiff:
     forces_replacement: bool = False
 
 
+SECRET_MARKER = "$secret"  # {"$secret": "ENV_NAME", "hash": "..."} stands for a write-only value in a request body
+
+
+@dataclass(frozen=True)
+class Request:
+    """One HTTP request apply will send, exactly (secrets as markers, filled in from the environment at apply)."""
+
+    method: str
+    path: str
+    query: dict[str, Any] = field(default_factory=dict)
+    body: Any = None
+    # answers that still mean success: e.g. 404 on a DELETE of something already gone
+    ignore: tuple[int, ...] = ()
+    op: Literal["request"] = "request"
+
+    def describe(self) -> str:
+        query = "&".join(f"{k}={v}" for k, v in self.query.items())
+        return f"{self.method} {self.path}" + (f"?{query}" if query else "")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": "request", "method": self.method, "path": self.path, "query": dict(self.query),
+                "body": self.body, "ignore": list(self.ignore)}
+
+
+@dataclass(frozen=True)
+class Step:
+    """Work that is not one request (trace and upload a model, wait for a deployment, reindex and count, bulk
+    load a data file). `sends` lists the requests it may send, as "METHOD /path" patterns with * wildcards, so
+    a reader (and the tests) can hold apply to them."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    sends: tuple[str, ...] = ()
+    summary: str = ""
+    op: Literal["step"] = "step"
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.summary}" if self.summary else self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"op": "step", "name": self.name, "args": dict(self.args), "sends": list(self.sends),
+                "summary": self.summary}
+
+
+Operation = Request | Step
+
+
+def operation_from_dict(data: dict[str, Any]) -> Operation:
+    if data.get("op") == "request":
+        return Request(data["method"], data["path"], dict(data.get("query") or {}), data.get("body"),
+                       tuple(data.get("ignore") or ()))
+    return Step(data["name"], dict(data.get("args") or {}), tuple(data.get("sends") or ()), data.get("summary", ""))
+
+
+HazardKind = Literal["data_loss", "interruption"]
+HAZARD_SYMBOLS = {"data_loss": "!", "interruption": "~"}
+
+
+@dataclass(frozen=True)
+class Hazard:
+    """What a change destroys (data_loss: apply refuses it without --allow-data-loss) or makes unavailable for a
+    while (interruption: shown, never refused)."""
+
+    kind: HazardKind
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message}
+
+
 @dataclass
 class Change:
-    """What the plan will do to one resource."""
+    """What the plan will do to one resource: the action, the field diffs shown, and the operations apply runs."""
 
     kind: str
     name: str
@@ -69,11 +142,19 @@ class Change:
     diffs: list[FieldDiff] = field(default_factory=list)
     reason: str = ""
     resource: Resource | None = None  # None for deletes of resources gone from the manifests
-    live: Any = None  # the kind's own view of the live object, for its write methods
+    live: Any = None  # the kind's own view of the live object (not saved in plan files)
+    operations: list[Operation] = field(default_factory=list)
+    hazards: list[Hazard] = field(default_factory=list)
+    fingerprint: str = ""  # hash of the live state (object + ownership record) the change rests on
+    record: dict[str, Any] = field(default_factory=dict)  # kind state the ownership record keeps (known at plan)
 
     @property
     def key(self) -> str:
         return f"{self.kind}/{self.name}"
+
+    @property
+    def data_loss(self) -> list[Hazard]:
+        return [h for h in self.hazards if h.kind == "data_loss"]
 
 
 @dataclass
@@ -86,3 +167,7 @@ class Plan:
 
     def counts(self) -> dict[str, int]:
         return {a: sum(1 for c in self.changes if c.action == a) for a in ACTIONS}
+
+    @property
+    def hazards(self) -> list[tuple[Change, Hazard]]:
+        return [(c, h) for c in self.changes for h in c.hazards]

@@ -1,8 +1,10 @@
 """Plan output: readable text (rich colour on a terminal, plain otherwise) and stable JSON for machines.
 
-Symbols follow Terraform: + create, ~ update, -/+ replace, - delete; checks are listed as checks that will run.
-Sensitive values never reach the output: FieldDiff.sensitive values print as "(sensitive value)" and every value
-goes through diffing.redact.
+Symbols follow Terraform: + create, ~ update, -/+ replace, - delete; hazards are marked `!` (data loss) and `~`
+(service interruption) and listed first; checks are listed as checks that will run. `show_requests` prints each
+change's operations (the requests apply sends, and its named steps).
+Sensitive values never reach the output: FieldDiff.sensitive values print as "(sensitive value)", every value
+goes through diffing.redact, and request bodies hold secrets only as markers naming their variable.
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import json
 from typing import Any
 
 from provisioning.diffing import MASK, flatten, redact
-from provisioning.model import Change, FieldDiff, Plan
+from provisioning.model import HAZARD_SYMBOLS, Change, FieldDiff, Plan, Request
 
 SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " "}
 STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "noop": "dim"}
 MAX_VALUE = 160
 MAX_CREATE_LINES = 12  # a created resource's declared leaves shown in the plan
-JSON_FORMAT_VERSION = 1
+JSON_FORMAT_VERSION = 2
 
 
 def _value(value: Any, sensitive: bool) -> str:
@@ -31,17 +33,23 @@ def _value(value: Any, sensitive: bool) -> str:
 
 
 def _location(change: Change) -> str:
-    return str(change.resource.source) if change.resource is not None else "(no longer declared)"
+    return str(change.resource.source) if change.resource is not None else "no longer declared"
 
 
-def _is_check(change: Change) -> bool:
-    return change.action == "noop" and change.reason.startswith("check:")
+def _checks(plan: Plan) -> list[Any]:
+    from provisioning.checks import CHECKS
+
+    return [r for r in getattr(plan, "resources", []) if r.kind == CHECKS.name]
 
 
 def summary_line(plan: Plan) -> str:
     counts = plan.counts()
+    hazards = plan.hazards
+    loss = sum(1 for _, h in hazards if h.kind == "data_loss")
+    outage = sum(1 for _, h in hazards if h.kind == "interruption")
+    extra = (f" {loss} losing data, {outage} interrupting service." if hazards else "")
     return (f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['replace']} to replace, "
-            f"{counts['delete']} to delete.")
+            f"{counts['delete']} to delete.{extra}")
 
 
 def _diff_line(d: FieldDiff) -> tuple[str, str]:
@@ -67,7 +75,21 @@ def _print_spec(console: Any, spec: dict[str, Any]) -> None:
         console.print(Text(f"        ... and {len(leaves) - MAX_CREATE_LINES} more", style="dim"))
 
 
-def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show_noop: bool = False) -> str:
+def _operation_lines(change: Change) -> list[str]:
+    lines = []
+    for op in change.operations:
+        if isinstance(op, Request):
+            lines.append(f"> {op.describe()}")
+            if op.body is not None:
+                body = json.dumps(redact(op.body), sort_keys=True, ensure_ascii=False, default=str)
+                lines.append(f"    {body if len(body) <= 4 * MAX_VALUE else body[: 4 * MAX_VALUE - 3] + '...'}")
+        else:
+            lines.append(f"> [{op.name}] {op.summary}")
+    return lines
+
+
+def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show_noop: bool = False,
+                show_requests: bool = False) -> str:
     """The plan as text, with ANSI colour only when `color` is true (tasks.py passes sys.stdout.isatty())."""
     from rich.console import Console
     from rich.text import Text
@@ -78,12 +100,18 @@ def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show
     title = "destroy plan" if getattr(plan, "destroy", False) else "plan"
     console.print(Text(f"Stack {getattr(plan, 'stack', 'default')!r}: {title}", style="bold"))
     changes = [c for c in plan.changes if c.action != "noop"]
-    checks = [c for c in plan.changes if _is_check(c)]
     if not changes:
         console.print("No changes. The cluster matches the manifests.")
+    if plan.hazards:
+        console.print(Text("Destructive changes:", style="bold red"))
+        for change, hazard in plan.hazards:
+            style = "bold red" if hazard.kind == "data_loss" else "yellow"
+            console.print(Text(f"  {HAZARD_SYMBOLS[hazard.kind]} {change.key}: {hazard.message}", style=style))
     for change in changes:
         line = Text()
-        line.append(f"  {SYMBOLS[change.action]:>3} ", style=STYLES[change.action])
+        marks = "".join(sorted({HAZARD_SYMBOLS[h.kind] for h in change.hazards}))
+        symbol = f"{marks} {SYMBOLS[change.action]}" if marks else SYMBOLS[change.action]
+        line.append(f"{symbol:>5} ", style=STYLES[change.action])
         line.append(change.key, style=f"bold {STYLES[change.action]}")
         line.append(f"  {change.action}  ({_location(change)})", style="dim")
         console.print(line)
@@ -92,33 +120,49 @@ def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show
         for d in change.diffs:
             text, style = _diff_line(d)
             console.print(Text(f"        {text}", style=style))
-        if change.action == "create" and not change.diffs and change.resource is not None:
+        if change.action == "create" and change.resource is not None and not change.diffs:
             _print_spec(console, change.resource.spec)
+        if show_requests:
+            for text in _operation_lines(change):
+                console.print(Text(f"        {text}", style="cyan"))
     if show_noop:
         for change in plan.changes:
-            if change.action == "noop" and not _is_check(change):
+            if change.action == "noop":
                 console.print(Text(f"      {change.key}  unchanged", style="dim"))
-    for change in checks:
-        console.print(Text(f"    ? {change.key}  {change.reason.removeprefix('check: ')}", style="cyan"))
+    for resource in [] if getattr(plan, "destroy", False) else _checks(plan):
+        when = "after apply" if resource.spec.get("run", "after_apply") == "after_apply" else "on `invoke check`"
+        console.print(Text(f"    ? {resource.key}  runs {when}", style="cyan"))
     console.print(Text(summary_line(plan), style="bold"))
     return buffer.getvalue()
 
 
+def diff_dict(d: FieldDiff) -> dict[str, Any]:
+    return {"path": d.path, "before": MASK if d.sensitive else redact(d.before),
+            "after": MASK if d.sensitive else redact(d.after), "sensitive": d.sensitive,
+            "forces_replacement": d.forces_replacement}
+
+
 def plan_to_dict(plan: Plan) -> dict[str, Any]:
-    """Stable machine output (keys and order do not change without bumping format_version)."""
+    """Stable machine output (keys and order do not change without bumping format_version; README "--json")."""
     changes = []
     for change in plan.changes:
         changes.append({
             "key": change.key, "kind": change.kind, "name": change.name, "action": change.action,
-            "check": _is_check(change), "reason": change.reason,
+            "reason": change.reason,
             "location": str(change.resource.source) if change.resource is not None else None,
-            "diffs": [{"path": d.path, "before": MASK if d.sensitive else redact(d.before),
-                       "after": MASK if d.sensitive else redact(d.after), "sensitive": d.sensitive,
-                       "forces_replacement": d.forces_replacement} for d in change.diffs],
+            "desired": redact(change.resource.spec) if change.resource is not None and change.action != "delete"
+            else None,
+            "diffs": [diff_dict(d) for d in change.diffs],
+            "hazards": [h.to_dict() for h in change.hazards],
+            "operations": [redact(op.to_dict()) for op in change.operations],
         })
     return {"format_version": JSON_FORMAT_VERSION, "stack": getattr(plan, "stack", None),
             "destroy": getattr(plan, "destroy", False), "has_changes": plan.has_changes,
-            "summary": plan.counts(), "changes": changes}
+            "summary": plan.counts(),
+            "hazards": [{"key": c.key, **h.to_dict()} for c, h in plan.hazards],
+            "changes": changes,
+            "checks": [{"key": r.key, "location": str(r.source), "run": r.spec.get("run", "after_apply")}
+                       for r in _checks(plan)]}
 
 
 def plan_to_json(plan: Plan) -> str:

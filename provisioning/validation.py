@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
 
 from provisioning.errors import Problem
-from provisioning.kinds import KINDS
+from provisioning.kinds import DECLARATIONS
 from provisioning.kinds.base import load_schema
 from provisioning.model import Resource, SourceLocation, nearest_line
 
@@ -55,7 +55,7 @@ def envelope_schema() -> dict[str, Any]:
         "additionalProperties": False,
         "required": ["kind"],
         "properties": {
-            "kind": {"type": "string", "enum": list(KINDS)},
+            "kind": {"type": "string", "enum": list(DECLARATIONS)},
             "name": {"type": "string", "minLength": 1},
             "protected": {"type": "boolean"},
             "depends_on": {"type": "array", "items": {
@@ -169,13 +169,13 @@ def _resource(doc: Document) -> tuple[Resource | None, bool, list[Problem]]:
     locate = _locator(doc.file, doc.lines, doc.line)
     problems = schema_problems(doc.value, envelope_schema(), "", locate)
     kind, spec = doc.value.get("kind"), doc.value.get("spec", {})
-    if not isinstance(kind, str) or kind not in KINDS or not isinstance(spec, dict):
+    if not isinstance(kind, str) or kind not in DECLARATIONS or not isinstance(spec, dict):
         return None, False, problems
     spec_problems = schema_problems(spec, load_schema(kind), "spec", locate)
     problems += spec_problems
     name = doc.value.get("name")
     if not isinstance(name, str) or not name:
-        name = KINDS[kind].default_name(spec) if not spec_problems else None
+        name = DECLARATIONS[kind].default_name(spec) if not spec_problems else None
         if not name:
             if "name" not in doc.value:
                 problems.append(Problem(doc.file, doc.lines.get("kind", doc.line), f"{kind}: missing name",
@@ -277,7 +277,7 @@ def validate_documents(documents: list[Document], *, complete: bool = True) -> t
                                         "declare it in the manifests, or remove it from depends_on "
                                         f"(declared: {_listing(sorted(first)) or 'none'})"))
         if resource.key in valid:
-            edges += [ref for ref in KINDS[resource.kind].references(resource) if ref in first]
+            edges += [ref for ref in DECLARATIONS[resource.kind].references(resource) if ref in first]
         graph[resource.key] = sorted(set(edges))
     for component in _cycles(graph):
         cycle = _cycle_path(component, graph)
@@ -287,5 +287,5 @@ def validate_documents(documents: list[Document], *, complete: bool = True) -> t
                                 "remove one of these dependencies (depends_on or a reference in the spec)"))
 
     for resource in valid.values():
-        problems += KINDS[resource.kind].validate(resource, valid)
+        problems += DECLARATIONS[resource.kind].validate(resource, valid)
     return resources, problems

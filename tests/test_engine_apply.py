@@ -18,7 +18,6 @@ from provisioning import (
     load_manifests,
     make_plan,
 )
-from provisioning.kinds import KINDS
 from tests.engine_helpers import MOVIE_MAPPINGS, check, ctx_for, documents, index, write_docs, writes_since
 
 SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0}
@@ -70,9 +69,10 @@ def test_apply_runs_dependencies_first_and_deletes_last(es, sandbox, tmp_path):
 
 
 def test_independent_changes_run_concurrently_up_to_the_bound(es, monkeypatch):
-    kind = KINDS["index"]
+    from provisioning import applier
+
     running, peak, lock = [0], [0], threading.Lock()
-    original = kind.create
+    original = applier._run_change
 
     def slow_create(ctx, change):
         with lock:
@@ -85,7 +85,7 @@ def test_independent_changes_run_concurrently_up_to_the_bound(es, monkeypatch):
             with lock:
                 running[0] -= 1
 
-    monkeypatch.setattr(kind, "create", slow_create)
+    monkeypatch.setattr(applier, "_run_change", slow_create)
     converge([index(f"p{i}", SETTINGS) for i in range(6)], ctx_for(es, parallelism=3), command="pytest")
     assert peak[0] == 3
 
@@ -271,8 +271,9 @@ def test_two_runs_racing_for_an_expired_lock_exactly_one_wins(es, sandbox):
 
 
 def test_a_run_whose_lock_is_broken_stops_before_its_next_write(es, sandbox, tmp_path, monkeypatch):
-    kind = KINDS["index"]
-    original = kind.create
+    from provisioning import applier
+
+    original = applier._run_change
     intruder = ctx_for(es)
 
     def create_then_lose_the_lock(ctx, change):
@@ -282,7 +283,7 @@ def test_a_run_whose_lock_is_broken_stops_before_its_next_write(es, sandbox, tmp
             intruder.ledger.acquire("invoke apply (the other run)")
             wait_until(lambda: lost(ctx))  # the run's next renewal finds the lock taken
 
-    monkeypatch.setattr(kind, "create", create_then_lose_the_lock)
+    monkeypatch.setattr(applier, "_run_change", create_then_lose_the_lock)
     resources = stack(tmp_path)
     start = sandbox.log.last_seq
     with pytest.raises(LockLost) as raised:

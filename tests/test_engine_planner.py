@@ -77,7 +77,7 @@ def test_an_es_error_without_a_reason_is_reported_by_its_type_never_as_none():
     from elastic_transport import ApiResponseMeta, HttpHeaders, NodeConfig
     from elasticsearch import ApiError
 
-    from provisioning.planner import api_error
+    from provisioning.errors import api_error
 
     meta = ApiResponseMeta(status=400, http_version="1.1", headers=HttpHeaders(), duration=0.0,
                            node=NodeConfig("http", "localhost", 9200))

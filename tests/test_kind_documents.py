@@ -8,7 +8,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from provisioning import ManifestError, converge, make_plan
+from provisioning import ManifestError, Refused, converge, make_plan
 from tests.engine_helpers import MOVIE_MAPPINGS, ctx_for, documents, index, write_docs, writes_since
 
 SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0}
@@ -54,8 +54,14 @@ def test_changed_file_updates_and_removes_documents_no_longer_listed(es, tmp_pat
     write_docs(path, changed)
     plan = make_plan(stack(path), ctx_for(es))
     assert [c.action for c in plan.changes] == ["noop", "update"]
-    assert plan.changes[1].diffs[0].path == "content"
-    apply(stack(path), es)
+    # what changes, by id: 20 changed, 10 removed (data loss, refused without the flag)
+    assert [(d.path, d.before, d.after) for d in plan.changes[1].diffs] == [
+        ("documents.changed", None, "20: m0, m1, m10, m11, m12, m13, m14, m15, m16, m17 and 10 more"),
+        ("documents.removed", "10: m20, m21, m22, m23, m24, m25, m26, m27, m28, m29", None)]
+    assert [h.kind for h in plan.changes[1].hazards] == ["data_loss"]
+    with pytest.raises(Refused, match="removes 10 documents from movies"):
+        apply(stack(path), es)
+    apply(stack(path), es, allow_data_loss=True)
     assert es.count(index="movies")["count"] == 20
     assert es.get(index="movies", id="m3")["_source"]["title"] == "MOVIE 3"
     assert not es.exists(index="movies", id="m25")
@@ -67,7 +73,8 @@ def test_documents_deleted_out_of_band_are_reloaded(es, tmp_path):
     es.delete(index="movies", id="m1", refresh=True)
     plan = make_plan(stack(path), ctx_for(es))
     change = plan.changes[1]
-    assert change.action == "update" and change.diffs[0].path == "present"
+    assert change.action == "update" and [d.path for d in change.diffs] == ["documents.present"]
+    assert not change.hazards
     apply(stack(path), es)
     assert es.exists(index="movies", id="m1")
 
@@ -76,7 +83,7 @@ def test_removed_documents_resource_deletes_its_documents_only(es, tmp_path):
     path = write_docs(tmp_path / "movies.json", MOVIES[:5])
     apply(stack(path), es)
     es.index(index="movies", id="mine", document={"title": "Added by hand"}, refresh=True)
-    apply([index("movies", SETTINGS, MOVIE_MAPPINGS)], es)
+    apply([index("movies", SETTINGS, MOVIE_MAPPINGS)], es, allow_data_loss=True)
     assert es.count(index="movies")["count"] == 1
     assert es.exists(index="movies", id="mine")
 
@@ -131,6 +138,6 @@ def test_changing_the_target_index_moves_the_documents(es, tmp_path):
     resources = [index("movies", SETTINGS, MOVIE_MAPPINGS), index("archive", SETTINGS, MOVIE_MAPPINGS), moved]
     plan = make_plan(resources, ctx_for(es))
     assert [(c.key, c.action) for c in plan.changes if c.action != "noop"] == [("documents/movies-seed", "replace")]
-    apply(resources, es)
+    apply(resources, es, allow_data_loss=True)  # the documents leave `movies`
     assert es.count(index="movies")["count"] == 0 and es.count(index="archive")["count"] == 4
     assert not make_plan(resources, ctx_for(es)).has_changes

@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from provisioning import Refused, apply_saved, make_plan
 from provisioning.context import Options, Reporter, make_context
 from provisioning.errors import ClusterError
 from provisioning.kinds.inference_endpoint import InferenceEndpointKind
@@ -47,17 +48,20 @@ def model_resource(path) -> Resource:
                     SourceLocation("manifests/models.yaml", 1))
 
 
-def plan(ctx, kind, resource):
-    ctx.ledger.load()
-    live = kind.read(ctx, [resource], ctx.ledger.owned(kind.name))
-    return kind.diff(resource, live.get(resource.name))
+def plan(ctx, kind, resource, *also):
+    """The resource's change in the engine's plan of it and the resources `also` declared beside it."""
+    return next(c for c in make_plan([*also, resource], ctx).changes if c.key == resource.key)
 
 
-def apply(ctx, kind, resource):
-    change = plan(ctx, kind, resource)
-    if change.action != "noop":
-        getattr(kind, change.action)(ctx, change)
-    return change
+def apply(ctx, kind, resource, *also):
+    made = make_plan([*also, resource], ctx)
+    if made.has_changes:
+        apply_saved(made, ctx, command="pytest")
+    return next(c for c in made.changes if c.key == resource.key)
+
+
+def live_endpoint(name, endpoint_body):
+    return {"endpoint": {"inference_id": name, **endpoint_body}}
 
 
 def requests(sandbox, method, path):
@@ -87,35 +91,40 @@ def test_normalised_live_endpoint_plans_no_change():
     # what ES returns: defaults filled in, adaptive moving the allocation count, no secrets
     live = {"endpoint": {"inference_id": "rerank-ep", "task_type": "rerank", "service": "elasticsearch",
                          "service_settings": {"num_allocations": 1, "num_threads": 1, "model_id": "tiny-model"},
-                         "task_settings": {}}, "ledger": {}, "secrets_hash": None}
-    assert KIND.diff(endpoint(), live).action == "noop"
-    assert KIND.diff(endpoint(task_settings={"return_documents": True}), live).action == "noop"  # the default
+                         "task_settings": {}}}
+    assert KIND.diff(endpoint(), live, {}, None).action == "noop"
+    assert KIND.diff(endpoint(task_settings={"return_documents": True}), live, {}, None).action == "noop"  # the default
     adaptive = endpoint(service_settings={"model_id": "tiny-model", "num_threads": 1,
                                           "adaptive_allocations": {"enabled": True, "max_number_of_allocations": 4}})
     live_adaptive = json.loads(json.dumps(live))
     live_adaptive["endpoint"]["service_settings"].update(num_allocations=3, adaptive_allocations={
         "enabled": True, "min_number_of_allocations": 0, "max_number_of_allocations": 4})
-    assert KIND.diff(adaptive, live_adaptive).action == "noop"
+    assert KIND.diff(adaptive, live_adaptive, {}, None).action == "noop"
 
     more = KIND.diff(endpoint(service_settings={"model_id": "tiny-model", "num_allocations": 2, "num_threads": 1}),
-                     live)
+                     live, {}, None)
     assert more.action == "update" and [d.path for d in more.diffs] == ["service_settings.num_allocations"]
     threads = KIND.diff(endpoint(service_settings={"model_id": "tiny-model", "num_allocations": 1,
-                                                   "num_threads": 2}), live)
+                                                   "num_threads": 2}), live, {}, None)
     assert threads.action == "replace" and threads.diffs[0].forces_replacement
-    docs = KIND.diff(endpoint(task_settings={"return_documents": False}), live)
+    docs = KIND.diff(endpoint(task_settings={"return_documents": False}), live, {}, None)
     assert docs.action == "update" and docs.diffs[0].path == "task_settings.return_documents"
-    service = KIND.diff(endpoint(service="openai"), live)
+    service = KIND.diff(endpoint(service="openai"), live, {}, None)
     assert service.action == "replace" and "service" in service.reason
 
 
 def test_dependency_replaced_cascades_to_the_serving_endpoint():
-    change = Change("inference_endpoint", "rerank-ep", "noop", resource=endpoint())
+    live = live_endpoint("rerank-ep", {"task_type": "rerank", "service": "elasticsearch"})
+    change = Change("inference_endpoint", "rerank-ep", "noop", resource=endpoint(), live=live)
     model_change = Change("trained_model", "tiny-model", "replace")
-    cascaded = KIND.dependency_replaced(change, model_change)
+    cascaded = KIND.dependency_changed(change, model_change, None)
     assert cascaded.action == "replace" and "trained_model/tiny-model is replaced" in cascaded.reason
+    assert [op.describe() for op in cascaded.operations][:2] == [
+        "DELETE /_inference/rerank/rerank-ep", "PUT /_inference/rerank/rerank-ep?timeout=600s"]
+    assert cascaded.hazards and "unavailable" in cascaded.hazards[0].message
     other = Change("trained_model", "other-model", "replace")
-    assert KIND.dependency_replaced(change, other).action == "noop"
+    untouched = Change("inference_endpoint", "rerank-ep", "noop", resource=endpoint(), live=live)
+    assert KIND.dependency_changed(untouched, other, None).action == "noop"
 
 
 # ---- secrets (the sandbox keeps them like ES: stored, never returned) --------------------------------------------
@@ -145,7 +154,7 @@ def test_secret_is_written_never_shown_and_rotation_plans_an_update(es, sandbox,
     assert change.action == "update" and change.diffs[0].sensitive
     assert SECRET not in repr(change)
     sandbox.log.clear()
-    KIND.update(rotated_ctx, change)
+    apply(rotated_ctx, KIND, resource)
     assert requests(sandbox, "PUT", r"/ext-rerank/_update$")
     assert plan(make_ctx(es, cache_dir, {"RERANK_API_KEY": SECRET + "-rotated"}), KIND, resource).action == "noop"
     assert all(SECRET not in m for m in rotated_ctx.reporter.messages + ctx.reporter.messages)
@@ -153,41 +162,40 @@ def test_secret_is_written_never_shown_and_rotation_plans_an_update(es, sandbox,
 
 def test_missing_secret_is_refused_at_plan_time_by_name(es, sandbox, cache_dir):
     ctx = make_ctx(es, cache_dir, {})
-    change = plan(ctx, KIND, secret_endpoint())
-    assert change.action == "create"
-    assert KIND.preflight(ctx, change) == [
-        "inference_endpoint/ext-rerank: environment variable RERANK_API_KEY is not set (secret api_key)"]
+    with pytest.raises(Refused, match=r"inference_endpoint/ext-rerank: environment variable RERANK_API_KEY is not "
+                                      r"set \(secret api_key\)"):
+        plan(ctx, KIND, secret_endpoint())
 
 
 # ---- the elasticsearch service with a real (tiny) model -----------------------------------------------------------
 def test_endpoint_lifecycle_on_the_elasticsearch_service(es, sandbox, tiny, cache_dir):
     ctx = make_ctx(es, cache_dir)
-    apply(ctx, MODELS, model_resource(tiny))
+    model = model_resource(tiny)
+    apply(ctx, MODELS, model)
     sandbox.log.clear()
-    assert apply(make_ctx(es, cache_dir), KIND, endpoint()).action == "create"
+    assert apply(make_ctx(es, cache_dir), KIND, endpoint(), model).action == "create"
     assert requests(sandbox, "PUT", r"^/_inference/rerank/rerank-ep$")
     assert requests(sandbox, "GET", r"/tiny-model/_stats$")  # waited for the deployment
     assert requests(sandbox, "POST", r"^/_inference/rerank/rerank-ep$")  # and probed it
-    assert plan(make_ctx(es, cache_dir), KIND, endpoint()).action == "noop"
+    assert plan(make_ctx(es, cache_dir), KIND, endpoint(), model).action == "noop"
 
     two = endpoint(service_settings={"model_id": "tiny-model", "num_allocations": 2, "num_threads": 1})
     sandbox.log.clear()
-    assert apply(make_ctx(es, cache_dir), KIND, two).action == "update"
+    assert apply(make_ctx(es, cache_dir), KIND, two, model).action == "update"
     assert requests(sandbox, "PUT", r"/rerank-ep/_update$") and not requests(sandbox, "DELETE", r"_inference")
-    assert plan(make_ctx(es, cache_dir), KIND, two).action == "noop"
+    assert plan(make_ctx(es, cache_dir), KIND, two, model).action == "noop"
 
     threads = endpoint(service_settings={"model_id": "tiny-model", "num_allocations": 2, "num_threads": 2})
     sandbox.log.clear()
-    assert apply(make_ctx(es, cache_dir), KIND, threads).action == "replace"
+    assert apply(make_ctx(es, cache_dir), KIND, threads, model).action == "replace"
     order = [(e["method"], e["path"]) for e in sandbox.log.entries() if e["method"] in ("PUT", "DELETE")
              and "_inference" in e["path"]]
     assert order[:2] == [("DELETE", "/_inference/rerank/rerank-ep"), ("PUT", "/_inference/rerank/rerank-ep")]
-    assert plan(make_ctx(es, cache_dir), KIND, threads).action == "noop"
+    assert plan(make_ctx(es, cache_dir), KIND, threads, model).action == "noop"
 
     ctx = make_ctx(es, cache_dir)
-    live = KIND.read(ctx, [], ctx.ledger.owned("inference_endpoint"))
     sandbox.log.clear()
-    KIND.delete(ctx, Change("inference_endpoint", "rerank-ep", "delete", live=live["rerank-ep"]))
+    apply_saved(make_plan([model], ctx), ctx, command="pytest")  # the endpoint is no longer declared
     deletes = requests(sandbox, "DELETE", r"^/_inference/")
     assert len(deletes) == 1 and "force" not in deletes[0]["query"]
     assert es.inference.get().body["endpoints"] == [e for e in es.inference.get().body["endpoints"]
@@ -197,13 +205,13 @@ def test_endpoint_lifecycle_on_the_elasticsearch_service(es, sandbox, tiny, cach
 
 def test_delete_of_an_endpoint_in_use_reports_the_reason(es, sandbox, tiny, cache_dir):
     ctx = make_ctx(es, cache_dir)
-    apply(ctx, MODELS, model_resource(tiny))
-    apply(make_ctx(es, cache_dir), KIND, endpoint())
+    model = model_resource(tiny)
+    apply(ctx, MODELS, model)
+    apply(make_ctx(es, cache_dir), KIND, endpoint(), model)
     es.ingest.put_pipeline(id="uses-rerank", processors=[{"inference": {"model_id": "rerank-ep"}}])
     ctx = make_ctx(es, cache_dir)
-    live = KIND.read(ctx, [], ctx.ledger.owned("inference_endpoint"))
     with pytest.raises(ClusterError) as error:
-        KIND.delete(ctx, Change("inference_endpoint", "rerank-ep", "delete", live=live["rerank-ep"]))
+        apply_saved(make_plan([model], ctx), ctx, command="pytest")  # the endpoint is no longer declared
     assert error.value.status == 409
-    assert "uses-rerank" in str(error.value) and "in use" in str(error.value)
+    assert "uses-rerank" in str(error.value)
     assert make_ctx(es, cache_dir).ledger.entry("inference_endpoint", "rerank-ep") is not None  # still ours

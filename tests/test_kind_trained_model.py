@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from elasticsearch import Elasticsearch
 
+from provisioning import apply_saved, make_plan
 from provisioning.context import Options, make_context
 from provisioning.errors import ConfigError, ProvisioningError
 from provisioning.kinds.trained_model import TrainedModelKind, eland_model_id
@@ -47,16 +48,16 @@ def model(path, name="tiny-model", **spec) -> Resource:
 
 
 def plan(ctx, resource):
-    ctx.ledger.load()
-    live = KIND.read(ctx, [resource], ctx.ledger.owned("trained_model"))
-    return KIND.diff(resource, live.get(resource.name))
+    """The model's change in the engine's plan of this one resource."""
+    return make_plan([resource], ctx).changes[0]
 
 
 def apply(ctx, resource):
-    change = plan(ctx, resource)
-    if change.action != "noop":
-        getattr(KIND, change.action)(ctx, change)
-    return change
+    """Plan and apply exactly that plan (the engine's path: lifecycle, operations, verification)."""
+    made = make_plan([resource], ctx)
+    if made.has_changes:
+        apply_saved(made, ctx, command="pytest")
+    return made.changes[0]
 
 
 def requests(sandbox, method=None, path=r".*"):
@@ -87,26 +88,29 @@ def test_validate_reports_problems_at_their_lines(tmp_path):
     assert {p.line for p in problems} >= {7, 9}
 
 
-def test_diff_compares_recorded_identity_without_tracing(tiny):
+def test_diff_compares_recorded_identity_without_tracing(tiny, tmp_path):
     resource = model(tiny)
-    identity = {"source": {"path": str(tiny)}, "task_type": "text_similarity"}
     from provisioning.model_import.cache import ModelSource
 
     identity = ModelSource.from_spec(resource.spec).identity()
-    live = {"config": {}, "recorded": dict(identity), "ours": True, "deployments": {},
-            "ledger": {"upload_complete": True, "identity": identity}}
-    assert KIND.diff(resource, live).action == "noop"
-    assert KIND.diff(resource, None).action == "create"
+    live = {"config": {}, "recorded": dict(identity), "stack": "test", "deployments": {}}
+    entry = {"upload_complete": True, "identity": identity}
+    assert KIND.diff(resource, live, entry, None).action == "noop"
+    assert KIND.diff(resource, None, None, None).action == "create"
     changed = dict(live, recorded={**identity, "revision": "sha256:other"})
-    change = KIND.diff(resource, changed)
+    change = KIND.diff(resource, changed, entry, None)
     assert change.action == "replace" and [d.path for d in change.diffs] == ["revision"]
     assert change.diffs[0].forces_replacement
-    retyped = KIND.diff(model(tiny, task_type="text_classification"), live)
+    retyped = KIND.diff(model(tiny, task_type="text_classification"), live, entry, None)
     assert retyped.action == "replace" and "task_type" in [d.path for d in retyped.diffs]
-    unfinished = KIND.diff(resource, dict(live, ledger={"upload_complete": False, "identity": identity}))
+    unfinished = KIND.diff(resource, live, {"upload_complete": False, "identity": identity}, None)
     assert unfinished.action == "update" and "interrupted" in unfinished.reason
-    foreign = KIND.diff(resource, dict(live, recorded={}, ours=False))
-    assert foreign.action == "replace" and "not uploaded by this tool" in foreign.reason
+    # identity is the content, not the path: the same files elsewhere are the same model
+    copy = tmp_path / "copy"
+    import shutil
+
+    shutil.copytree(tiny, copy)
+    assert KIND.diff(model(copy), live, entry, None).action == "noop"
 
 
 def test_deployment_diffs_split_in_place_and_restart():
@@ -199,9 +203,8 @@ def test_interrupted_upload_is_resumed_without_resending_stored_parts(sandbox, t
     sandbox.faults = type(sandbox.faults)()
     sandbox.log.clear()
     ctx = make_ctx(fragile, tmp_path / "cache", upload_workers=4)
-    change = plan(ctx, resource)
+    change = apply(ctx, resource)
     assert change.action == "update" and "interrupted" in change.reason
-    getattr(KIND, change.action)(ctx, change)
     total = total_parts(ArtifactCache(tmp_path / "cache").load(change.live["recorded"]["cache_key"]).size)
     resent = requests(sandbox, "PUT", DEFINITION)
     assert len(resent) == total - stored_before  # the journal skipped what was acknowledged
@@ -221,11 +224,14 @@ def test_partial_upload_of_another_artifact_is_restarted_cleanly(es, sandbox, ti
     body = importer.config_body(ctx, prepared)
     body["metadata"]["es_stack"]["sha256"] = "0" * 64
     es.ml.put_trained_model(model_id="tiny-model", body=body)
-    importer.record(ctx, model(tiny), prepared, complete=False)  # as an upload records before its first part
-    change = plan(make_ctx(es, cache_dir), model(tiny))
-    assert change.action == "update"
+    entry = ctx.ledger.entry("trained_model", "tiny-model")  # as a create records before its first part
+    ctx.ledger.record("trained_model", "tiny-model", spec_hash=entry["spec_hash"], applied=entry["applied"],
+                      **{**{k: v for k, v in entry.items() if k not in ("type", "stack", "kind", "name", "spec_hash",
+                                                                         "applied", "updated_at")},
+                         "upload_complete": False})
     sandbox.log.clear()
-    KIND.update(make_ctx(es, cache_dir), change)
+    change = apply(make_ctx(es, cache_dir), model(tiny))
+    assert change.action == "update"
     assert requests(sandbox, "DELETE", r"/_ml/trained_models/tiny-model$")
     assert definition_status(es, "tiny-model")["fully_defined"] is True
     assert plan(make_ctx(es, cache_dir), model(tiny)).action == "noop"
@@ -235,10 +241,12 @@ def test_changed_source_replaces_the_model(es, sandbox, tiny, other_tiny, cache_
     ctx = make_ctx(es, cache_dir)
     apply(ctx, model(tiny))
     change = plan(make_ctx(es, cache_dir), model(other_tiny))
-    assert change.action == "replace" and {d.path for d in change.diffs} == {"source", "revision"}
+    # the same kind of source (a local folder): what differs is the content, not the path
+    assert change.action == "replace" and {d.path for d in change.diffs} == {"revision"}
     sandbox.log.clear()
-    KIND.replace(make_ctx(es, cache_dir), change)
-    order = [(e["method"], e["path"]) for e in sandbox.log.entries() if e["method"] in ("PUT", "DELETE")]
+    apply(make_ctx(es, cache_dir), model(other_tiny))
+    order = [(e["method"], e["path"]) for e in sandbox.log.entries() if e["method"] in ("PUT", "DELETE")
+             and e["path"].startswith("/_ml/")]
     assert order[0] == ("DELETE", "/_ml/trained_models/tiny-model")
     assert ("PUT", "/_ml/trained_models/tiny-model") in order
     record = es.ml.get_trained_models(model_id="tiny-model")["trained_model_configs"][0]["metadata"]["es_stack"]
@@ -298,7 +306,7 @@ def test_deployment_started_waited_probed_then_updated_in_place_or_restarted(es,
                                       "threads_per_allocation": 2})
     sandbox.log.clear()
     change = apply(make_ctx(es, cache_dir), threads)
-    assert change.action == "update" and "threads_per_allocation" in change.reason
+    assert change.action == "update" and "deployment.threads_per_allocation" in [d.path for d in change.diffs]
     posts = [e["path"].rsplit("/", 1)[-1] for e in requests(sandbox, "POST", r"/deployment/_(stop|start)$")]
     assert posts == ["_stop", "_start"]
     assert plan(make_ctx(es, cache_dir), threads).action == "noop"
@@ -313,10 +321,7 @@ def test_delete_force_stops_and_deletes_only_owned(es, sandbox, tiny, cache_dir)
     ctx = make_ctx(es, cache_dir)
     apply(ctx, model(tiny))
     ctx = make_ctx(es, cache_dir)
-    live = KIND.read(ctx, [], ctx.ledger.owned("trained_model"))
-    from provisioning.model import Change
-
-    KIND.delete(ctx, Change("trained_model", "tiny-model", "delete", live=live["tiny-model"]))
+    apply_saved(make_plan([], ctx), ctx, command="pytest")  # no longer declared: deleted
     assert definition_status(es, "tiny-model") is None
     assert make_ctx(es, cache_dir).ledger.entry("trained_model", "tiny-model") is None
     assert requests(sandbox, "DELETE", r"/_ml/trained_models/tiny-model$")[-1]["query"] == "force=true"
@@ -345,13 +350,11 @@ def test_no_ml_capacity_or_too_small_cluster_is_refused_before_any_upload(es, sa
     # the sandbox's GET _ml/info answers {"limits": {"total_ml_memory": "0"}} like a cluster without ML nodes
     sandbox.cluster.ml.ml_memory_bytes = 0
     ctx = make_ctx(es, cache_dir)
-    change = plan(ctx, model(tiny))
-    assert any("no machine learning capacity" in e for e in KIND.preflight(ctx, change))
-    with pytest.raises(ProvisioningError, match="no machine learning capacity.*nothing was uploaded"):
-        KIND.create(ctx, change)
+    with pytest.raises(ProvisioningError, match="no machine learning capacity"):
+        plan(ctx, model(tiny))  # refused at plan time
     sandbox.cluster.ml.ml_memory_bytes = 100 * 1024 * 1024  # less than ES's 240 MB overhead alone
     with pytest.raises(ProvisioningError, match=r"needs about \d+ MB of ML memory.*has 100 MB"):
-        KIND.create(make_ctx(es, cache_dir), change)
+        apply(make_ctx(es, cache_dir), model(tiny))  # known once traced: before the first upload
     assert not requests(sandbox, "PUT", r"/_ml/")
 
 

@@ -1,10 +1,8 @@
 """The one small interface every resource kind implements. The engine knows kinds only through it.
 
-A kind module reads in this order: schema -> references -> read (batched) -> diff (pure) -> writes.
-
-Optional hooks, looked up with getattr by the engine: `preflight(ctx, change) -> list[str]` (refusals known at plan
-time), `dependency_replaced(change, dependency) -> Change` (planner cascade) and
-`after_apply(ctx, resource, *, manual) -> result | None` (run after every change, e.g. checks).
+A kind module holds its schema (kinds/schemas/<kind>.json), its batched read, its pure diff producing the
+operations apply will run, and its Elasticsearch facts. Ownership (records, markers, refusals, earlier attempts)
+is NOT a kind's business: provisioning/lifecycle.py wraps every kind's changes with it.
 """
 
 from __future__ import annotations
@@ -20,6 +18,10 @@ if TYPE_CHECKING:
 
 SCHEMA_DIR = Path(__file__).parent / "schemas"
 
+# Kind.marker() answers for kinds whose objects have no place to record their owner (inference endpoints,
+# documents): the ownership ledger is then the only record.
+NO_SLOT = "(no marker slot)"
+
 
 @cache
 def load_schema(kind: str) -> dict[str, Any]:
@@ -30,6 +32,7 @@ def load_schema(kind: str) -> dict[str, Any]:
 class Kind(Protocol):
     name: ClassVar[str]
 
+    # ---- manifest side (no I/O) ----
     def default_name(self, spec: dict[str, Any]) -> str | None:
         """The name when a manifest leaves it out (e.g. derived from the spec), or None to require one."""
 
@@ -39,16 +42,33 @@ class Kind(Protocol):
     def validate(self, resource: Resource, resources: dict[str, Resource]) -> list[Problem]:
         """Checks the schema cannot express (names, the task type of a referenced model, ...). No I/O."""
 
+    # ---- cluster side ----
     def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
-        """Live state of the declared and owned objects of this kind, by name, in a FIXED number of requests."""
+        """Live state of the declared and owned objects of this kind, by name, in a FIXED number of requests.
+        An object that does not exist has no entry."""
 
-    def diff(self, resource: Resource, live: Any | None) -> Change:
-        """Pure: desired vs live. Compares only what the user declared, normalised as ES reports it."""
+    def marker(self, live: Any) -> str | None:
+        """The stack recorded ON the live object (None: it carries no marker of ours; NO_SLOT: the kind has no
+        place for one)."""
 
-    def create(self, ctx: Any, change: Change) -> None: ...
+    def describe(self, live: Any) -> str:
+        """What the live object is, for messages ("an alias over index movies-000001")."""
 
-    def update(self, ctx: Any, change: Change) -> None: ...
+    def view(self, live: Any) -> Any:
+        """The part of the live state a plan rests on (JSON): a saved plan is refused when it changed. Leaves out
+        what moves on its own (document counts, allocation progress)."""
 
-    def replace(self, ctx: Any, change: Change) -> None: ...
+    # ---- planning (pure) ----
+    def diff(self, resource: Resource, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+        """Desired vs live as a create, update, replace or noop Change carrying its operations and hazards.
+        `entry` is this stack's record of the object (its last-applied spec and state), None if it has none."""
 
-    def delete(self, ctx: Any, change: Change) -> None: ...
+    def delete(self, name: str, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+        """The Change that removes a live object this stack owns (live None: already gone)."""
+
+    def dependency_changed(self, change: Change, dependency: Change, ctx: Any) -> Change:
+        """A change of something this resource needs may change its own plan (an endpoint serving a replaced
+        model is recreated; documents of a deleted index need no deletes). Return the change, adjusted or not."""
+
+    def preflight(self, ctx: Any, change: Change) -> list[str]:
+        """Refusals known at plan time that need the cluster's facts (e.g. ML capacity)."""

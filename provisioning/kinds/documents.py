@@ -1,55 +1,57 @@
 """Kind `documents`: seed documents bulk-loaded from a JSON or NDJSON file or URL, idempotent by id.
 
-Whether the documents are in place is known without one request per resource: the ledger records the content
-hash, the count and the ids of what we loaded; the plan compares them with ONE `_msearch` holding, per resource,
-a `size: 0` search with an `ids` query over the declared ids in its target index. `hits.total` then says exactly
-how many of our documents exist (documents deleted by someone, or an index recreated empty, show up as missing),
-without transferring any document. Above 10,000 ids (index.max_terms_count is 65,536, but bodies grow) the
-search counts the whole index instead, which still detects an emptied index.
+The ownership record keeps, per loaded document, its id and a short hash of its content (up to MAX_TRACKED
+documents), so the plan lists exactly which ids are added, changed and removed without transferring a document.
+Whether they are still in place is ONE `_msearch` for every resource: per resource a `size: 0` search with an
+`ids` query over its declared ids in its target index; `hits.total` says how many exist (documents deleted by
+someone, or an index recreated empty, show up as missing). Removing documents (from the data file, or the whole
+resource) is data loss: shown, and refused by apply without --allow-data-loss.
 """
 
 from __future__ import annotations
 
-import urllib.request
+import hashlib
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from elasticsearch import helpers
-
-from provisioning.diffing import spec_hash
-from provisioning.errors import ClusterError, ManifestError, Problem
+from provisioning.diffing import canonical_json, spec_hash
+from provisioning.errors import ManifestError, Problem
+from provisioning.kinds.base import NO_SLOT
 from provisioning.kinds.documents_data import (
     DataFileError,
     check_documents,
     data_format,
     field_value,
     is_url,
-    parse_documents,
-    read_documents,
+    read_source,
     resolve_source,
 )
-from provisioning.model import Change, FieldDiff, Resource
+from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
+from provisioning.operations import segment
 from provisioning.report import hits_total
 
 MAX_IDS_QUERY = 10_000
-BULK_CHUNK = 500
-URL_TIMEOUT = 60
+MAX_TRACKED = 10_000  # documents whose ids and hashes the ownership record keeps
+SHOWN_IDS = 10
+BULK_SENDS = ("PUT /_bulk", "POST /_bulk")
+
+
+@lru_cache(maxsize=64)
+def _cached(source: str, fmt: str, stamp: tuple[int, int] | None) -> list[Any]:
+    return read_source(source, fmt)
 
 
 def load_documents(resource: Resource) -> list[dict[str, Any]]:
     """The documents of a resource, from its file (relative to the manifest; parsed by documents_data, the same
     reader load-time validation uses) or its http(s) URL (fetched at plan/apply time only)."""
-    source = resolve_source(resource)
+    source = str(resolve_source(resource))
     try:
-        if is_url(str(source)):
-            with urllib.request.urlopen(str(source), timeout=URL_TIMEOUT) as response:  # noqa: S310 (http(s) only)
-                parsed = parse_documents(response.read().decode("utf-8"), data_format(resource))
-        else:
-            parsed = read_documents(Path(source), data_format(resource))
+        stat = None if is_url(source) else Path(source).stat()
+        docs = _cached(source, data_format(resource), (stat.st_mtime_ns, stat.st_size) if stat else None)
     except (OSError, ValueError, DataFileError) as exc:
         raise ManifestError([Problem(resource.source.file, resource.source.line,
                                      f"documents/{resource.name}: cannot read {source}: {exc}")]) from exc
-    docs = [doc for _, doc in parsed]
     id_field = resource.spec["id_field"]
     bad = [i for i, d in enumerate(docs) if not isinstance(d, dict) or field_value(d, id_field) in (None, "")]
     if bad:
@@ -63,8 +65,20 @@ def doc_id(resource: Resource, doc: dict[str, Any]) -> str:
     return str(field_value(doc, resource.spec["id_field"]))
 
 
-def _ids(resource: Resource, docs: list[dict[str, Any]]) -> list[str]:
-    return [doc_id(resource, d) for d in docs]
+def doc_hash(doc: Any) -> str:
+    return hashlib.sha256(canonical_json(doc).encode()).hexdigest()[:12]
+
+
+def desired_state(resource: Resource) -> tuple[dict[str, str], str]:
+    """{id: content hash} of the data file (the last document of an id wins, as a bulk does), and its hash."""
+    docs = load_documents(resource)
+    hashes = {doc_id(resource, d): doc_hash(d) for d in docs}
+    return hashes, spec_hash(docs)
+
+
+def _listed(ids: list[str]) -> str:
+    shown = ", ".join(ids[:SHOWN_IDS])
+    return shown + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
 
 
 class DocumentsKind:
@@ -80,118 +94,118 @@ class DocumentsKind:
         # file exists and parses, every document has its id, values fit the declared target index's mapping
         return check_documents(resource, resources)
 
-    # ---- read: sources from disk/URL, then ONE _msearch for every resource -------------------------------
+    # ---- read: ONE _msearch for every loaded resource -----------------------------------------------------------
     def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
-        live: dict[str, Any] = {name: {"entry": entry} for name, entry in owned.items()}
+        live: dict[str, Any] = {name: {"index": (entry.get("applied") or {}).get("index") or entry.get("index")}
+                                for name, entry in owned.items()}
+        loaded = [r for r in resources if r.name in owned]
         searches: list[dict[str, Any]] = []
-        for resource in resources:
-            docs = load_documents(resource)
-            ids = sorted(set(_ids(resource, docs)))
-            live[resource.name] = {"entry": owned.get(resource.name), "docs": docs, "ids": ids,
-                                   "content_hash": spec_hash(docs), "expected": len(ids),
-                                   "index": resource.spec["index"]}
+        for resource in loaded:
+            ids = sorted(desired_state(resource)[0])
             query = {"ids": {"values": ids}} if len(ids) <= MAX_IDS_QUERY else {"match_all": {}}
             searches += [{"index": resource.spec["index"], "ignore_unavailable": True},
                          {"size": 0, "track_total_hits": True, "query": query}]
         if searches:
             responses = ctx.client.msearch(searches=searches)["responses"]
-            for resource, response in zip(resources, responses, strict=True):
+            for resource, response in zip(loaded, responses, strict=True):
                 live[resource.name]["present"] = hits_total(response)  # size 0: 0 when the search failed
         return live
 
-    # ---- diff (pure) -----------------------------------------------------------------------------------
-    def diff(self, resource: Resource, live: Any | None) -> Change:
-        live = live or {}
-        entry = live.get("entry")
-        present, expected = live.get("present", 0), live.get("expected", 0)
+    def marker(self, live: Any) -> str | None:
+        return NO_SLOT
+
+    def describe(self, live: Any) -> str:
+        return f"documents in {live.get('index')}"
+
+    def view(self, live: Any) -> Any:
+        return live
+
+    # ---- diff (pure): the operations ------------------------------------------------------------------------------
+    def diff(self, resource: Resource, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+        hashes, content_hash = desired_state(resource)
         target = resource.spec["index"]
-        if entry is None:
-            return Change(self.name, resource.name, "create", resource=resource, live=live,
-                          diffs=[FieldDiff("documents", None, f"{expected} documents into {target}")],
-                          reason=f"bulk load {expected} documents into {target}")
-        diffs = []
-        previous_index = (entry.get("applied") or {}).get("index")
+        change = Change(self.name, resource.name, "noop", resource=resource, live=live,
+                        record={"content_hash": content_hash, "count": len(hashes), "index": target,
+                                "docs": hashes if len(hashes) <= MAX_TRACKED else None})
+        if live is None or entry is None:
+            change.action, change.reason = "create", f"bulk load {len(hashes)} documents into {target}"
+            change.diffs = [FieldDiff("documents.added", None, f"{len(hashes)}: {_listed(sorted(hashes))}")]
+            change.operations = self._load_ops(resource, None, content_hash)
+            return change
+        previous_index = (entry.get("applied") or {}).get("index") or entry.get("index")
+        recorded = entry.get("docs") or {}
         if previous_index and previous_index != target:
-            return Change(self.name, resource.name, "replace", resource=resource, live=live,
-                          diffs=[FieldDiff("index", previous_index, target, forces_replacement=True)],
-                          reason=f"move the documents from {previous_index} to {target}")
-        if entry.get("content_hash") != live.get("content_hash"):
-            diffs.append(FieldDiff("content", f"{entry.get('count', '?')} documents ({entry.get('content_hash')})",
-                                   f"{expected} documents ({live.get('content_hash')})"))
-        if present < expected:
-            diffs.append(FieldDiff("present", f"{present} of {expected}", f"{expected} of {expected}"))
-        if not diffs:
-            return Change(self.name, resource.name, "noop", resource=resource, live=live)
-        return Change(self.name, resource.name, "update", diffs, resource=resource, live=live,
-                      reason=f"bulk load {expected} documents into {target} (idempotent by id)")
+            change.action, change.reason = "replace", f"move the documents from {previous_index} to {target}"
+            change.diffs = [FieldDiff("index", previous_index, target, forces_replacement=True)]
+            change.operations = self._delete_ops(previous_index, sorted(recorded)) + \
+                self._load_ops(resource, None, content_hash)
+            change.hazards.append(Hazard("data_loss", f"removes {len(recorded)} documents from {previous_index}"))
+            return change
+        if entry.get("content_hash") == content_hash and live.get("present", 0) >= len(hashes):
+            return change
+        added = sorted(set(hashes) - set(recorded))
+        removed = sorted(set(recorded) - set(hashes))
+        changed = sorted(i for i in set(hashes) & set(recorded) if hashes[i] != recorded[i])
+        missing = len(hashes) - live.get("present", 0)
+        for label, ids in (("added", added), ("changed", changed), ("removed", removed)):
+            if ids:
+                change.diffs.append(FieldDiff(f"documents.{label}", None if label != "removed" else f"{len(ids)}: "
+                                              f"{_listed(ids)}", f"{len(ids)}: {_listed(ids)}"
+                                              if label != "removed" else None))
+        if missing > 0:
+            change.diffs.append(FieldDiff("documents.present", f"{len(hashes) - missing} of {len(hashes)}",
+                                          f"{len(hashes)} of {len(hashes)}"))
+        if not recorded and entry.get("content_hash") != content_hash:  # more documents than the record tracks
+            change.diffs.append(FieldDiff("content", entry.get("content_hash"), content_hash))
+        change.action = "update"
+        reload = None if missing > 0 or not recorded else added + changed
+        change.reason = (f"bulk load {len(hashes) if reload is None else len(reload)} documents into {target} "
+                         f"(idempotent by id)" + (f", delete {len(removed)}" if removed else ""))
+        change.operations = (self._load_ops(resource, reload, content_hash) if reload != [] else []) + \
+            self._delete_ops(target, removed, refresh=False)
+        if removed:
+            change.operations.append(Request("POST", f"/{segment(target)}/_refresh"))
+            change.hazards.append(Hazard("data_loss", f"removes {len(removed)} documents from {target}: "
+                                                      f"{_listed(removed)}"))
+        return change
 
-    # ---- writes -----------------------------------------------------------------------------------------
     @staticmethod
-    def _bulk(ctx: Any, actions: list[dict[str, Any]], what: str, change: Change) -> None:
-        if not actions:
-            return
-        errors = []
-        progress = ctx.reporter.progress(f"{change.key}: {what}", total=len(actions))
-        with progress:
-            # streaming_bulk retries 429 rejections itself with exponential backoff (max_retries)
-            for ok, item in helpers.streaming_bulk(ctx.client, actions, chunk_size=BULK_CHUNK, max_retries=3,
-                                                   raise_on_error=False, raise_on_exception=True):
-                progress.update(1)
-                if not ok:
-                    op = next(iter(item.values()))
-                    if not (op.get("status") == 404 and what == "delete"):
-                        errors.append(op)
-        if errors:
-            err = errors[0].get("error") or {}
-            reason = err.get("reason", err) if isinstance(err, dict) else err
-            raise ClusterError(f"{len(errors)} of {len(actions)} documents failed to {what}; first: id "
-                               f"{errors[0].get('_id')}: {reason}", status=errors[0].get("status"),
-                               es_type=err.get("type") if isinstance(err, dict) else None)
-
-    def _load(self, ctx: Any, change: Change) -> None:
-        resource, live = change.resource, change.live
+    def _load_ops(resource: Resource, ids: list[str] | None, content_hash: str) -> list[Any]:
         target = resource.spec["index"]
-        actions = [{"_op_type": "index", "_index": target, "_id": doc_id(resource, d), "_source": d}
-                   for d in live["docs"]]
-        self._bulk(ctx, actions, "index", change)
-        stale = sorted(set((live.get("entry") or {}).get("ids") or []) - set(live["ids"]))
-        self._bulk(ctx, [{"_op_type": "delete", "_index": target, "_id": i} for i in stale], "delete", change)
-        ctx.client.indices.refresh(index=target)
-        ctx.ledger.record(self.name, resource.name, spec_hash=spec_hash(resource.spec), applied=resource.spec,
-                          content_hash=live["content_hash"], count=live["expected"], index=target,
-                          ids=live["ids"] if len(live["ids"]) <= MAX_IDS_QUERY else None)
+        what = "every document" if ids is None else f"{len(ids)} documents"
+        return [Step("bulk_index", {"index": target, "source": str(resolve_source(resource)),
+                                    "format": data_format(resource), "id_field": resource.spec["id_field"],
+                                    "ids": ids, "content_hash": content_hash}, sends=BULK_SENDS,
+                     summary=f"bulk index {what} of {resource.spec['source']} into {target} (by id)"),
+                Request("POST", f"/{segment(target)}/_refresh")]
 
-    def create(self, ctx: Any, change: Change) -> None:
-        self._load(ctx, change)
-
-    def update(self, ctx: Any, change: Change) -> None:
-        self._load(ctx, change)
-
-    def replace(self, ctx: Any, change: Change) -> None:
-        entry = change.live.get("entry") or {}
-        self._delete_ids(ctx, change, entry)
-        fresh = Change(change.kind, change.name, change.action, change.diffs, change.reason, change.resource,
-                       {**change.live, "entry": None})  # nothing of ours in the new index yet
-        self._load(ctx, fresh)
-
-    def _delete_ids(self, ctx: Any, change: Change, entry: dict[str, Any]) -> bool:
-        index = entry.get("index") or (entry.get("applied") or {}).get("index")
-        plan = getattr(ctx, "plan", None)
-        if index and plan is not None and any(c.key == f"index/{index}" and c.action == "delete"
-                                              for c in plan.changes):
-            ctx.reporter.info(f"{change.key}: index {index} is being deleted too; no document deletes needed")
-            return False
-        ids = entry.get("ids") or []
+    @staticmethod
+    def _delete_ops(index: str, ids: list[str], *, refresh: bool = True) -> list[Any]:
         if not ids:
-            if entry.get("count"):
-                ctx.reporter.warn(f"{change.key}: too many ids recorded to delete them one by one; left in {index}")
-            return False
-        if not ctx.client.indices.exists(index=index):
-            return False  # nothing left to delete (and a bulk delete must not be what creates the index)
-        self._bulk(ctx, [{"_op_type": "delete", "_index": index, "_id": i} for i in ids], "delete", change)
-        ctx.client.indices.refresh(index=index)
-        return True
+            return []
+        ops: list[Any] = [Step("bulk_delete", {"index": index, "ids": ids}, sends=BULK_SENDS,
+                               summary=f"bulk delete {len(ids)} documents from {index}: {_listed(ids)}")]
+        return ops + ([Request("POST", f"/{segment(index)}/_refresh", ignore=(404,))] if refresh else [])
 
-    def delete(self, ctx: Any, change: Change) -> None:
-        self._delete_ids(ctx, change, (change.live or {}).get("entry") or {})
-        ctx.ledger.forget(self.name, change.name)
+    def delete(self, name: str, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+        change = Change(self.name, name, "delete", live=live)
+        index = (live or {}).get("index")
+        ids = sorted((entry or {}).get("docs") or {})
+        if index and ids:
+            change.operations = self._delete_ops(index, ids)
+            change.hazards.append(Hazard("data_loss", f"removes {len(ids)} documents from {index}: {_listed(ids)}"))
+        elif index and (entry or {}).get("count"):
+            change.hazards.append(Hazard("data_loss", f"{entry['count']} documents stay in {index}: too many to "
+                                                      f"delete one by one"))
+        return change
+
+    def dependency_changed(self, change: Change, dependency: Change, ctx: Any) -> Change:
+        """The index goes too: its documents go with it, no deletes needed (and none may recreate it)."""
+        if change.action == "delete" and dependency.action == "delete" and \
+                dependency.key == f"index/{(change.live or {}).get('index')}":
+            change.operations, change.hazards = [], []
+            change.reason = f"deleted with {dependency.key}"
+        return change
+
+    def preflight(self, ctx: Any, change: Change) -> list[str]:
+        return []

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from provisioning.diffing import field_value  # noqa: F401 (re-exported: documents read ids with it)
 from provisioning.errors import Problem
 from provisioning.model import Resource
 from provisioning.rendering import display_path
@@ -30,6 +31,19 @@ class DataFileError(Exception):
 
 def is_url(source: str) -> bool:
     return bool(re.match(r"^https?://", source))
+
+
+URL_TIMEOUT = 60
+
+
+def read_source(source: str, fmt: str) -> list[Any]:
+    """Every document of a data file or http(s) URL, in order (plan and apply read files the same way)."""
+    if is_url(source):
+        import urllib.request
+
+        with urllib.request.urlopen(source, timeout=URL_TIMEOUT) as response:  # noqa: S310 (http(s) only)
+            return [doc for _, doc in parse_documents(response.read().decode("utf-8-sig"), fmt)]
+    return [doc for _, doc in read_documents(Path(source), fmt)]
 
 
 def resolve_source(resource: Resource) -> str | Path:
@@ -110,18 +124,6 @@ def read_documents(path: Path, fmt: str) -> list[tuple[int, Any]]:
                             "the path is relative to the manifest file's folder; check it exists and is readable"
                             ) from exc
     return parse_documents(text, fmt)
-
-
-def field_value(doc: dict[str, Any], dotted: str) -> Any:
-    """doc["a"]["b"] for "a.b" (or a literal dotted key)."""
-    if dotted in doc:
-        return doc[dotted]
-    node: Any = doc
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
 
 
 def _number(value: Any) -> bool:

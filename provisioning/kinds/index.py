@@ -2,22 +2,23 @@
 
 Users query `name`, an ALIAS over `<name>-000001`, `<name>-000002` ... so a change ES cannot apply in place
 (static setting, analysis, a field's type, a removed field) becomes a blue/green replacement: new physical
-index, `_reindex`, document count check, one atomic `_aliases` swap, then the old index is deleted. Readers
-never see a missing or empty index; on any failure the new index is deleted and the old one keeps serving.
+index, writes blocked on the old one, `_reindex`, document count check, one atomic `_aliases` swap, then the old
+index is deleted. Readers never see a missing or empty index; when the copy fails the new index is deleted and
+the old one serves (and takes writes) again.
+
+The owner marker lives on the physical index: `mappings._meta` {managed_by, stack, spec_hash}.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
 from typing import Any
 
-from elasticsearch import ApiError
-
 from provisioning.diffing import flat_settings, spec_hash
-from provisioning.errors import ClusterError, Problem, Refused
+from provisioning.errors import ClusterError, Problem
 from provisioning.kinds.index_rules import alias_diffs, mapping_diffs, normalise_alias, settings_diffs
-from provisioning.model import Change, FieldDiff, Resource
+from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
+from provisioning.operations import segment
 
 MANAGED_BY = "es-stack"
 # characters of index names per GET: ES rejects request lines over 4kb (http.max_initial_line_length)
@@ -124,8 +125,11 @@ class IndexKind:
                 "physical": data["physical"], "concrete": data["concrete"],
                 "settings": data.get("settings") or {}, "mappings": data.get("mappings") or {},
                 "aliases": {a: p or {} for a, p in (data.get("aliases") or {}).items()},
-                "doc_count": counts.get(data["physical"]), "entry": entry,
-                "owned": not data["concrete"] and (ours or bool(entry and entry.get("physical") == data["physical"])),
+                "doc_count": counts.get(data["physical"]),
+                # the marker on the object, or an older record naming this very physical index
+                "stack": ctx.stack if not data["concrete"] and (ours or bool(
+                    entry and entry.get("physical") == data["physical"])) else
+                (meta.get("stack") if meta.get("managed_by") == MANAGED_BY and not data["concrete"] else None),
                 # ours, named like a generation of this index, not behind its alias: the old or the new index of a
                 # replacement killed half-way (after the swap, or before it)
                 "leftovers": sorted(p for p in generations.get(name, []) if p != data["physical"]),
@@ -143,109 +147,93 @@ class IndexKind:
         return {p: r["hits"]["total"]["value"] for p, r in zip(physicals, resp["responses"], strict=True)
                 if "hits" in r}
 
-    # ---- diff (pure) -----------------------------------------------------------------------------------
-    def diff(self, resource: Resource, live: Any | None) -> Change:
+    def marker(self, live: Any) -> str | None:
+        return live.get("stack")
+
+    def describe(self, live: Any) -> str:
+        return "an index" if live["concrete"] else f"an alias over index {live['physical']}"
+
+    def view(self, live: Any) -> Any:
+        # whether it holds documents matters (deleting it loses them), not how many: writes go on meanwhile
+        return {k: live[k] for k in ("physical", "concrete", "settings", "mappings", "aliases", "leftovers")} | {
+            "has_documents": live.get("doc_count") != 0}
+
+    # ---- diff (pure): the operations ------------------------------------------------------------------------------
+    def diff(self, resource: Resource, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         if live is None:
-            return Change(self.name, resource.name, "create", resource=resource,
-                          reason=f"new physical index {physical_name(resource.name, 1)} behind alias "
-                                 f"{resource.name}")
-        if not live["owned"]:
-            what = "an index" if live["concrete"] else f"an alias over index {live['physical']}"
-            raise Refused(f"index/{resource.name} ({resource.source}): {what} named {resource.name} already exists "
-                          f"and was not created by this stack; the tool never adopts or overwrites it. Rename the "
-                          f"resource, or delete/rename the existing index yourself")
-        previous = (live.get("entry") or {}).get("applied") or {}
-        spec = resource.spec
+            physical = next_physical(resource.name, (entry or {}).get("physical"))  # -000001 without a record
+            return Change(self.name, resource.name, "create", resource=resource, record={"physical": physical},
+                          reason=f"new physical index {physical} behind alias {resource.name}",
+                          operations=[self._create_request(resource, physical, ctx.stack, aliases=True)])
+        previous = (entry or {}).get("applied") or {}
+        spec, physical = resource.spec, live["physical"]
         diffs = (settings_diffs(spec.get("settings") or {}, live["settings"], previous.get("settings"))
                  + mapping_diffs(spec.get("mappings") or {}, live["mappings"], previous.get("mappings"))
                  + alias_diffs(resource.name, spec.get("aliases") or {}, live["aliases"], previous.get("aliases")))
-        if not live.get("entry"):
-            # ours by the marker on the index, yet no ledger record: a run stopped between the create and its record
-            # (or a create that timed out and still succeeded). Recording it keeps destroy from leaving it behind.
-            diffs.append(FieldDiff("ownership_record", None, "recorded"))
         if live.get("leftovers"):
             diffs.append(FieldDiff("leftover_indices", live["leftovers"], []))
         blocked = str(live["settings"].get("index.blocks.write", "false")).lower() == "true"
         if blocked and "index.blocks.write" not in flat_settings(spec.get("settings")):
             # a replacement killed while it copied: the serving index still refuses writes
             diffs.append(FieldDiff("settings.index.blocks.write", "true", None))
-        forcing = [d.path for d in diffs if d.forces_replacement]
-        if forcing:
-            return Change(self.name, resource.name, "replace", diffs, resource=resource, live=live,
-                          reason=f"{', '.join(forcing)} cannot change in place: reindex into "
-                                 f"{next_physical(resource.name, live['physical'])} and swap the alias")
-        return Change(self.name, resource.name, "update" if diffs else "noop", diffs, resource=resource, live=live)
+        change = Change(self.name, resource.name, "noop", diffs, resource=resource, live=live,
+                        record={"physical": physical})
+        cleanup = [Request("DELETE", f"/{segment(p)}", ignore=(404,)) for p in live.get("leftovers") or []]
+        if any(d.forces_replacement for d in diffs):
+            return self._replacement(change, resource, live, entry, ctx, cleanup)
+        if not diffs and ((live["mappings"].get("_meta") or {}).get("spec_hash") == spec_hash(spec)):
+            return change
+        change.action = "update"
+        change.operations = cleanup + self._update_requests(resource, live, diffs, ctx.stack)
+        return change
 
-    def preflight(self, ctx: Any, change: Change) -> list[str]:
-        """Refusals known at plan time (no I/O)."""
-        if change.action != "delete" or change.live is None or ctx.options.allow_data_loss:
-            return []
-        count = change.live.get("doc_count")
-        if count is None:  # the count failed: assume the worst
-            return [f"index/{change.name} may hold documents (counting them failed); pass --allow-data-loss to "
-                    f"delete it anyway"]
-        if count:
-            return [f"index/{change.name} holds {count} documents; deleting it loses them "
-                    f"(pass --allow-data-loss to delete it anyway)"]
-        return []
-
-    # ---- writes -----------------------------------------------------------------------------------------
-    def _record(self, ctx: Any, resource: Resource, physical: str) -> None:
-        ctx.ledger.record(self.name, resource.name, spec_hash=spec_hash(resource.spec), applied=resource.spec,
-                          physical=physical)
-
-    def _create_physical(self, ctx: Any, resource: Resource, physical: str, *, aliases: bool) -> None:
-        ctx.client.indices.create(index=physical, settings=flat_settings(resource.spec.get("settings")),
-                                  mappings=_mappings_body(resource, ctx.stack),
-                                  aliases=_aliases_body(resource) if aliases else None)
-
-    def create(self, ctx: Any, change: Change) -> None:
-        resource = change.resource
-        entry = ctx.ledger.entry(self.name, resource.name)
-        physical = next_physical(resource.name, (entry or {}).get("physical"))  # -000001 without a record
-        # Owned BEFORE it exists (write-ahead): a run killed between the create and a later record would otherwise
-        # leave an index no ledger knows, which destroy never removes. ES refusing the create undoes the record.
-        self._record(ctx, resource, physical)
-        try:
-            self._create_physical(ctx, resource, physical, aliases=True)
-        except ApiError as exc:
-            if self._created_by_earlier_attempt(ctx, resource, physical, exc):
-                return
-            if entry is None and exc.meta.status in (400, 403, 404, 409):
-                ctx.ledger.forget(self.name, resource.name)
-            raise
+    def _replacement(self, change: Change, resource: Resource, live: dict[str, Any], entry: dict[str, Any] | None,
+                     ctx: Any, cleanup: list[Request]) -> Change:
+        old = live["physical"]
+        new = next_physical(resource.name, old)
+        forcing = [d.path for d in change.diffs if d.forces_replacement]
+        ours = {a: normalise_alias(p) for a, p in _aliases_body(resource).items()}
+        dropped = set(((entry or {}).get("applied") or {}).get("aliases") or {})
+        # aliases somebody else put on the old index move along; ones we applied and the manifest dropped go
+        foreign = {a: p for a, p in live["aliases"].items() if a not in ours and a not in dropped}
+        actions = [{"remove": {"index": old, "alias": a}} for a in sorted(live["aliases"])]
+        actions += [{"add": {"index": new, "alias": a, **p}} for a, p in {**foreign, **ours}.items()]
+        change.action, change.record = "replace", {"physical": new}
+        change.reason = f"{', '.join(forcing)} cannot change in place: reindex into {new} and swap the alias"
+        change.hazards.append(Hazard("interruption", f"writes to {resource.name} are refused while its documents "
+                                                     f"are copied from {old} into {new} (searches go on)"))
+        change.operations = cleanup + [
+            self._create_request(resource, new, ctx.stack, aliases=False),
+            Step("reindex_and_count", {"source": old, "dest": new}, sends=REINDEX_SENDS,
+                 summary=f"block writes on {old}, copy its documents into {new}, check both counts agree "
+                         f"(on failure {new} is deleted and {old} takes writes again)"),
+            Request("POST", "/_aliases", body={"actions": actions}),  # atomic: readers switch at once
+            Request("DELETE", f"/{segment(old)}", ignore=(404,)),
+        ]
+        return change
 
     @staticmethod
-    def _created_by_earlier_attempt(ctx: Any, resource: Resource, physical: str, exc: ApiError) -> bool:
-        """"already exists" after the client retried a create whose answer was lost: it is ours when it carries
-        our marker for this very spec (and serves the alias, created in the same request)."""
-        if exc.meta.status != 400 or exc.error != "resource_already_exists_exception":
-            return False
-        found = ctx.client.options(ignore_status=404).indices.get(index=physical)
-        body = found.body.get(physical) if found.meta.status == 200 else None
-        meta = ((body or {}).get("mappings") or {}).get("_meta") or {}
-        return bool(body) and meta.get("managed_by") == MANAGED_BY and meta.get("stack") == ctx.stack \
-            and meta.get("spec_hash") == spec_hash(resource.spec) and resource.name in (body.get("aliases") or {})
+    def _create_request(resource: Resource, physical: str, stack: str, *, aliases: bool) -> Request:
+        body: dict[str, Any] = {"settings": flat_settings(resource.spec.get("settings")),
+                                "mappings": _mappings_body(resource, stack)}
+        if aliases:
+            body["aliases"] = _aliases_body(resource)
+        return Request("PUT", f"/{segment(physical)}", body=body)
 
-    def update(self, ctx: Any, change: Change) -> None:
-        resource, physical = change.resource, change.live["physical"]
-        self._delete_leftovers(ctx, change)
-        settings = {d.path.removeprefix("settings."): d.after for d in change.diffs if d.path.startswith("settings.")}
+    @staticmethod
+    def _update_requests(resource: Resource, live: dict[str, Any], diffs: list[FieldDiff], stack: str
+                         ) -> list[Request]:
+        physical = live["physical"]
+        requests = []
+        settings = {d.path.removeprefix("settings."): d.after for d in diffs if d.path.startswith("settings.")}
         if settings:  # null resets a key we set before to its default (es-api-semantics.md §1.7)
-            ctx.client.indices.put_settings(index=physical, settings=settings)
-        live_hash = ((change.live["mappings"] or {}).get("_meta") or {}).get("spec_hash")
-        if any(d.path.startswith("mappings.") for d in change.diffs) or live_hash != spec_hash(resource.spec):
-            # also keeps _meta.spec_hash (the marker on the object) in step with the ledger
-            ctx.client.indices.put_mapping(index=physical, body=_mappings_body(resource, ctx.stack))
-        actions = self._alias_actions(resource, physical, change)
-        if actions:
-            ctx.client.indices.update_aliases(actions=actions)
-        self._record(ctx, resource, physical)
-
-    @staticmethod
-    def _alias_actions(resource: Resource, physical: str, change: Change) -> list[dict[str, Any]]:
+            requests.append(Request("PUT", f"/{segment(physical)}/_settings", body=settings))
+        live_hash = (live["mappings"].get("_meta") or {}).get("spec_hash")
+        if any(d.path.startswith("mappings.") for d in diffs) or live_hash != spec_hash(resource.spec):
+            # also keeps _meta.spec_hash (the marker on the object) in step with the manifest
+            requests.append(Request("PUT", f"/{segment(physical)}/_mapping", body=_mappings_body(resource, stack)))
         actions = []
-        for d in change.diffs:
+        for d in diffs:
             if not d.path.startswith("aliases."):
                 continue
             alias = d.path.split(".")[1]
@@ -255,66 +243,30 @@ class IndexKind:
                 props = normalise_alias((resource.spec.get("aliases") or {}).get(alias))
                 actions.append({"add": {"index": physical, "alias": alias, **props}})
         # several diffs on one alias (filter and routing) need a single add
-        unique = {str(sorted(a.items())): a for a in actions}
-        return list(unique.values())
+        unique = list({str(sorted(a.items())): a for a in actions}.values())
+        if unique:
+            requests.append(Request("POST", "/_aliases", body={"actions": unique}))
+        return requests
 
-    @staticmethod
-    def _delete_leftovers(ctx: Any, change: Change) -> None:
-        """Generations an interrupted replacement left (ours, not behind the alias: their documents are in the
-        serving index, or were never served)."""
-        for leftover in (change.live or {}).get("leftovers") or []:
-            ctx.reporter.info(f"{change.key}: deleting {leftover}, left by an interrupted replacement")
-            ctx.client.options(ignore_status=404).indices.delete(index=leftover)
+    def delete(self, name: str, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+        change = Change(self.name, name, "delete", live=live)
+        if live is None:
+            return change
+        count = live.get("doc_count")
+        if count != 0:
+            held = "may hold documents (counting them failed)" if count is None else f"holds {count} documents"
+            change.hazards.append(Hazard("data_loss", f"index/{name} {held}; deleting it loses them"))
+        change.operations = [Request("DELETE", f"/{segment(p)}", ignore=(404,))
+                             for p in [live["physical"], *(live.get("leftovers") or [])]]
+        return change
 
-    def replace(self, ctx: Any, change: Change) -> None:
-        resource, old = change.resource, change.live["physical"]
-        new = next_physical(resource.name, old)
-        client = ctx.client
-        self._delete_leftovers(ctx, change)  # a previous attempt's `new` among them
-        ctx.reporter.info(f"index/{resource.name}: creating {new}, reindexing from {old}")
-        self._create_physical(ctx, resource, new, aliases=False)
-        blocked = False
-        try:
-            # Writes stop on the old index while we copy, so no document written meanwhile is lost; readers go on.
-            client.indices.put_settings(index=old, settings={"index.blocks.write": True})
-            blocked = True
-            result = client.options(request_timeout=ctx.options.wait_timeout).reindex(
-                source={"index": old}, dest={"index": new}, wait_for_completion=True, refresh=True)
-            if result.get("failures"):
-                first = result["failures"][0]
-                raise ClusterError(f"reindex from {old} into {new} failed: {first.get('cause', first)}",
-                                   resource=change.key, location=str(resource.source))
-            client.indices.refresh(index=new)
-            before, after = client.count(index=old)["count"], client.count(index=new)["count"]
-            if before != after:
-                raise ClusterError(f"reindex copied {after} of {before} documents from {old} into {new}",
-                                   resource=change.key, location=str(resource.source))
-            ours = {a: normalise_alias(p) for a, p in _aliases_body(resource).items()}
-            dropped = set(((change.live.get("entry") or {}).get("applied") or {}).get("aliases") or {})
-            # aliases somebody else put on the old index move along; ones we applied and the manifest dropped go
-            foreign = {a: p for a, p in change.live["aliases"].items() if a not in ours and a not in dropped}
-            actions = [{"remove": {"index": old, "alias": a}} for a in change.live["aliases"]]
-            actions += [{"add": {"index": new, "alias": a, **p}} for a, p in {**foreign, **ours}.items()]
-            client.indices.update_aliases(actions=actions)  # atomic: readers switch from old to new at once
-        except BaseException:
-            with contextlib.suppress(ApiError):
-                client.indices.delete(index=new)
-            if blocked:
-                with contextlib.suppress(ApiError):
-                    client.indices.put_settings(index=old, settings={"index.blocks.write": None})
-            raise
-        self._record(ctx, resource, new)
-        try:
-            client.indices.delete(index=old)
-        except ApiError as exc:  # the stack converged (alias on the new index); only a leftover remains
-            ctx.reporter.warn(f"index/{resource.name}: the previous index {old} could not be deleted "
-                              f"({exc.message}); it serves nothing, delete it by hand")
+    def dependency_changed(self, change: Change, dependency: Change, ctx: Any) -> Change:
+        return change
 
-    def delete(self, ctx: Any, change: Change) -> None:
-        live = change.live
-        if live.get("doc_count", 1) != 0 and not ctx.options.allow_data_loss:
-            raise Refused(f"index/{change.name} holds {live.get('doc_count', 'some')} documents; pass "
-                          f"--allow-data-loss to delete it")
-        ctx.client.indices.delete(index=live["physical"])
-        self._delete_leftovers(ctx, change)
-        ctx.ledger.forget(self.name, change.name)
+    def preflight(self, ctx: Any, change: Change) -> list[str]:
+        return []
+
+
+# block, copy, refresh, count (provisioning/reindex.py), and the clean-up of a failed copy
+REINDEX_SENDS = ("PUT /*/_block/write", "PUT /*/_settings", "POST /_reindex", "GET /_tasks/*", "POST /*/_refresh",
+                 "POST /*/_count", "GET /*/_count", "DELETE /*", "POST /_tasks/*/_cancel")

@@ -1,10 +1,12 @@
 """Kind `trained_model`: a Hugging Face model traced by eland and uploaded, optionally with a deployment.
 
 read  = ONE GET _ml/trained_models/<id1*,id2*,...> plus ONE GET .../_stats, whatever the number of models.
-diff  = pure: the declared source/revision/task type against what the upload recorded in the model's metadata
-        (no tracing, no torch); deployment settings against `_stats`.
-apply = trace (or reuse the cached artifact), upload concurrently, start/update the deployment, wait, probe.
-Heavy imports (torch, transformers, eland.ml) happen only inside create/update/replace when a model must be traced.
+diff  = pure: what the model IS (a hub id and revision, or the hash of a local model's files: never its path)
+        against what the upload recorded in the model's metadata (no tracing, no torch); deployment settings
+        against `_stats`. Operations: prepare (trace or reuse the cached artifact), upload, start/update/stop the
+        deployment, wait for it to serve.
+Heavy imports (torch, transformers, eland.ml) happen only inside the prepare/upload steps, when a model is traced.
+The owner marker lives in the model's `metadata` {managed_by, stack}.
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import re
 from typing import Any
 
 from provisioning.errors import Problem, Refused
-from provisioning.model import Change, FieldDiff, Resource
+from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
 from provisioning.model_import import deployment as dep
 from provisioning.model_import import importer
+from provisioning.model_import.cache import comparable
+from provisioning.model_import.steps import UPLOAD_SENDS, WAIT_SENDS
+from provisioning.operations import segment
 
 KIND = "trained_model"
 # A model traced by another eland/torch version is still the same model: by default an upgrade of those libraries
@@ -78,7 +83,7 @@ class TrainedModelKind:
                                       "spec.deployment.deployment_id")
         return problems
 
-    # ---- read / diff ------------------------------------------------------------------------------------------
+    # ---- read ------------------------------------------------------------------------------------------------------
     def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
         names = sorted({r.name for r in resources} | set(owned))
         if not names:
@@ -99,179 +104,177 @@ class TrainedModelKind:
             if model_id not in wanted:
                 continue
             managed_by, stack = importer.owner(config)
-            live[model_id] = {
-                "config": config,
-                "recorded": importer.recorded(config),
-                "ours": managed_by == importer.MANAGED_BY and stack == ctx.stack,
-                "foreign_stack": stack if managed_by == importer.MANAGED_BY and stack != ctx.stack else None,
-                "ledger": owned.get(model_id),
-                "deployments": deployments.get(model_id, {}),
-            }
+            live[model_id] = {"config": config, "recorded": importer.recorded(config),
+                              "stack": stack if managed_by == importer.MANAGED_BY else None,
+                              "deployments": deployments.get(model_id, {})}
         return live
 
-    def diff(self, resource: Resource, live: Any | None) -> Change:
-        change = Change(KIND, resource.name, "noop", resource=resource, live=live)
+    def marker(self, live: Any) -> str | None:
+        return live.get("stack")
+
+    def describe(self, live: Any) -> str:
+        return "a trained model"
+
+    def view(self, live: Any) -> Any:
+        # the model's identity and its deployments' settings; not their allocation progress or counters
+        return {"recorded": live["recorded"], "stack": live.get("stack"),
+                "deployments": {d: {k: v for k, v in dep.live_deployment(s).items() if k != "allocation_status"}
+                                for d, s in sorted((live.get("deployments") or {}).items())}}
+
+    # ---- diff (pure): the operations ------------------------------------------------------------------------------
+    def diff(self, resource: Resource, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         source = importer.source_of(resource)
         try:
             identity = source.identity()
         except FileNotFoundError as exc:
             raise Refused(f"{resource.key} ({resource.source}): {exc}") from exc
+        change = Change(KIND, resource.name, "noop", resource=resource, live=live)
+        desired = dep.desired_deployment(resource.spec.get("deployment"), resource.name)
+        change.record = {"identity": identity, "deployment_id": desired["deployment_id"] if desired else None}
+        upload = self._upload_step(resource, identity)
         if live is None:
             change.action, change.reason = "create", f"upload {source.describe()} ({source.task_type})"
+            change.record["upload_complete"] = False
+            change.operations = [upload, *self._deployment_ops(resource, desired, {}, None)]
             return change
         record = live["recorded"]
-        if not record:
-            change.action = "replace"
-            change.reason = "exists but was not uploaded by this tool (no provenance in its metadata)"
-            return change
-        for key in ("source", "revision", "task_type"):
-            if record.get(key) != identity.get(key):
-                change.diffs.append(FieldDiff(key, record.get(key), identity.get(key), forces_replacement=True))
-        if REPLACE_ON_LIBRARY_UPGRADE and not change.diffs and record.get("cache_key") != source.cache_key(identity):
-            change.diffs.append(FieldDiff("cache_key", record.get("cache_key"), source.cache_key(identity),
-                                          forces_replacement=True))
-        if change.diffs:
-            change.action = "replace"
-            change.reason = "a different model: re-upload it (the endpoints serving it are recreated)"
-            return change
-        entry = live.get("ledger") or {}
-        if live["ours"] and not (entry.get("upload_complete")
-                                 and importer.same_identity(entry.get("identity") or {}, identity)):
+        if comparable(record) != comparable(identity):
+            change.diffs = self._identity_diffs(record, identity)
+            return self._replacement(change, resource, identity, desired, entry)
+        if REPLACE_ON_LIBRARY_UPGRADE and record.get("cache_key") != source.cache_key(identity):
+            change.diffs = [FieldDiff("cache_key", record.get("cache_key"), source.cache_key(identity),
+                                      forces_replacement=True)]
+            return self._replacement(change, resource, identity, desired, entry)
+        if not ((entry or {}).get("upload_complete") and importer.same_identity((entry or {}).get("identity") or {},
+                                                                                identity)):
             change.action = "update"
             change.reason = "the last upload did not finish (interrupted); it is resumed"
             change.diffs.append(FieldDiff("definition", "incomplete", "complete"))
-        diffs, restart = self._deployment_diffs(resource, live)
-        change.diffs += diffs
-        if diffs and change.action == "noop":
-            change.action = "update"
-            change.reason = ("deployment restarted (stop + start): " + ", ".join(restart) + " cannot change in place"
-                             if restart else "deployment started, stopped or updated in place (_update)")
+            change.operations.append(upload)
+        previous = (entry or {}).get("deployment_id")
+        diffs, ops = self._deployment_changes(resource, desired, live.get("deployments") or {}, previous)
+        if diffs:
+            change.diffs += diffs
+            change.operations += ops
+            if change.action == "noop":
+                change.action = "update"
+                change.reason = "deployment started, stopped, restarted or updated in place"
         return change
 
-    def _deployment_diffs(self, resource: Resource, live: dict[str, Any]) -> tuple[list[FieldDiff], list[str]]:
-        """Differences of the resource's own deployment, and the settings among them that need stop + start."""
-        desired = dep.desired_deployment(resource.spec.get("deployment"), resource.name)
-        previous = (live.get("ledger") or {}).get("deployment_id")
-        deployments = live.get("deployments") or {}
+    @staticmethod
+    def _identity_diffs(record: dict[str, Any], identity: dict[str, Any]) -> list[FieldDiff]:
+        if not record:
+            return [FieldDiff("provenance", None, identity.get("source"), forces_replacement=True)]
+        was, now = comparable(record), comparable(identity)
+        if was[0] != now[0] or was[:2] != now[:2] and now[0] == "hub":
+            return [FieldDiff("source", record.get("source"), identity.get("source"), forces_replacement=True)]
+        return [FieldDiff(key, record.get(key), identity.get(key), forces_replacement=True)
+                for key in ("revision", "task_type") if record.get(key) != identity.get(key)]
+
+    def _replacement(self, change: Change, resource: Resource, identity: dict[str, Any],
+                     desired: dict[str, Any] | None, entry: dict[str, Any] | None) -> Change:
+        change.action = "replace"
+        change.reason = "a different model: re-upload it (the endpoints serving it are recreated)"
+        change.record["upload_complete"] = False
+        change.hazards.append(Hazard("interruption", f"trained model {resource.name} is deleted and uploaded "
+                                                     f"again: its deployments stop meanwhile"))
+        prepare = self._upload_step(resource, identity, name="prepare_model")
+        change.operations = [prepare, Request("DELETE", f"/_ml/trained_models/{segment(resource.name)}",
+                                              query={"force": True}, ignore=(404,)),
+                             self._upload_step(resource, identity),
+                             *self._deployment_ops(resource, desired, {}, None)]
+        return change
+
+    @staticmethod
+    def _upload_step(resource: Resource, identity: dict[str, Any], name: str = "upload_model") -> Step:
+        deployment = resource.spec.get("deployment") or {}
+        adaptive = deployment.get("adaptive_allocations") or {}
+        allocations = int(adaptive.get("min_number_of_allocations") or deployment.get("number_of_allocations") or 1)
+        what = importer.source_of(resource).describe()
+        return Step(name, {"model_id": resource.name, "spec": resource.spec, "source_file": resource.source.file,
+                           "identity": identity, "allocations": allocations},
+                    sends=UPLOAD_SENDS if name == "upload_model" else (),
+                    summary=(f"trace {what} with eland (or reuse the cached artifact), check ML capacity"
+                             if name == "prepare_model" else
+                             f"upload {what} as {resource.name}: config, definition parts, vocabulary "
+                             f"(resumes an interrupted upload)"))
+
+    def _deployment_changes(self, resource: Resource, desired: dict[str, Any] | None,
+                            deployments: dict[str, Any], previous: str | None) -> tuple[list[FieldDiff], list[Any]]:
+        """Differences of the resource's own deployment and the operations that converge it."""
         diffs: list[FieldDiff] = []
         if desired is None:
             if previous and previous in deployments:
                 diffs.append(FieldDiff("deployment", previous, None))
-            return diffs, []
+            return diffs, self._deployment_ops(resource, desired, deployments, previous) if diffs else []
         current = deployments.get(desired["deployment_id"])
-        restart_keys: list[str] = []
         if previous and previous != desired["deployment_id"] and previous in deployments:
             diffs.append(FieldDiff("deployment.deployment_id", previous, desired["deployment_id"]))
-            restart_keys.append("deployment_id")
         if current is None:
             diffs.append(FieldDiff("deployment", None, desired["deployment_id"]))
-            return diffs, restart_keys
-        in_place, restart = dep.compare(desired, dep.live_deployment(current))
-        diffs += [FieldDiff(f"deployment.{k}", have, want) for k, have, want in in_place + restart]
-        return diffs, restart_keys + [k for k, _, _ in restart]
-
-    # ---- planning checks ------------------------------------------------------------------------------------
-    def preflight(self, ctx: Any, change: Change) -> list[str]:
-        """Refusals known before any write: someone else's model in the way, a cluster without ML capacity."""
-        errors = []
-        live = change.live or {}
-        if change.action == "replace" and not live.get("ours"):
-            who = (f"stack {live['foreign_stack']!r}" if live.get("foreign_stack")
-                   else "another tool (e.g. eland_import_hub_model)")
-            errors.append(f"{change.key}: a trained model with this id exists, uploaded by {who}; this stack will "
-                          f"not replace it. Delete it (DELETE _ml/trained_models/{change.name}?force=true) or "
-                          f"declare the model under another name")
-        if change.action in ("create", "replace"):
-            problem = dep.capacity_problem(dep.ml_limits(ctx.client))
-            if problem:
-                errors.append(f"{change.key}: {problem}")
-        return errors
-
-    # ---- writes ---------------------------------------------------------------------------------------------
-    def create(self, ctx: Any, change: Change) -> None:
-        resource = self._resource(change)
-        prepared = importer.prepare(ctx, resource, deployments=self._allocations(resource))
-        importer.ensure_uploaded(ctx, resource, prepared)
-        importer.record(ctx, resource, prepared, complete=True)
-        self._converge_deployment(ctx, resource, change.live)
-
-    def update(self, ctx: Any, change: Change) -> None:
-        resource = self._resource(change)
-        live = change.live or {}
-        if any(d.path == "definition" for d in change.diffs):
-            prepared = importer.prepare(ctx, resource, deployments=self._allocations(resource))
-            importer.ensure_uploaded(ctx, resource, prepared)
-            importer.record(ctx, resource, prepared, complete=True, previous=live.get("ledger"))
-        self._converge_deployment(ctx, resource, live)
-
-    def replace(self, ctx: Any, change: Change) -> None:
-        resource = self._resource(change)
-        live = change.live or {}
-        if live and not live.get("ours"):
-            raise Refused(self.preflight(ctx, change)[0])
-        # Trace and check first: a model that cannot be imported must not cost the one in place.
-        prepared = importer.prepare(ctx, resource, deployments=self._allocations(resource))
-        ctx.reporter.info(f"{change.key}: deleting the previous model (its deployments stop)")
-        importer.delete_model(ctx.client, resource.name)
-        importer.ensure_uploaded(ctx, resource, prepared)
-        importer.record(ctx, resource, prepared, complete=True, deployment_id=None)
-        self._converge_deployment(ctx, resource, None)
-
-    def delete(self, ctx: Any, change: Change) -> None:
-        live = change.live or {}
-        if live and not live.get("ours"):
-            raise Refused(f"{change.key}: the model in the cluster is not managed by stack {ctx.stack!r}; "
-                          f"only the ownership record is removed")
-        if live:
-            entry = live.get("ledger") or {}
-            if entry.get("deployment_id"):
-                dep.stop(ctx.client, entry["deployment_id"])
-            importer.delete_model(ctx.client, change.name)
-        ctx.ledger.forget(KIND, change.name)
-
-    # ---- helpers --------------------------------------------------------------------------------------------
-    @staticmethod
-    def _resource(change: Change) -> Resource:
-        assert change.resource is not None, "writes other than delete need the declared resource"
-        return change.resource
+        else:
+            in_place, restart = dep.compare(desired, dep.live_deployment(current))
+            diffs += [FieldDiff(f"deployment.{k}", have, want) for k, have, want in in_place + restart]
+        return diffs, self._deployment_ops(resource, desired, deployments, previous) if diffs else []
 
     @staticmethod
-    def _allocations(resource: Resource) -> int:
-        deployment = resource.spec.get("deployment") or {}
-        adaptive = deployment.get("adaptive_allocations") or {}
-        return int(adaptive.get("min_number_of_allocations") or deployment.get("number_of_allocations") or 1)
-
-    def _converge_deployment(self, ctx: Any, resource: Resource, live: dict[str, Any] | None) -> None:
-        """Start, update in place, or restart the resource's own deployment; then wait for it and probe it."""
-        client, timeout = ctx.client, float(ctx.options.wait_timeout)
-        desired = dep.desired_deployment(resource.spec.get("deployment"), resource.name)
-        live = live or {}
-        entry = ctx.ledger.entry(KIND, resource.name) or {}
-        previous = entry.get("deployment_id")
-        deployments = live.get("deployments") or {}
+    def _deployment_ops(resource: Resource, desired: dict[str, Any] | None, deployments: dict[str, Any],
+                        previous: str | None) -> list[Any]:
+        """Stop what must stop, then start, restart or update in place, then wait until it serves."""
+        ops: list[Any] = []
+        model = segment(resource.name)
         if previous and previous in deployments and (desired is None or previous != desired["deployment_id"]):
-            ctx.reporter.info(f"{resource.key}: stopping deployment {previous}")
-            dep.stop(client, previous)
+            ops.append(_stop(model, previous))
         if desired is None:
-            if previous:
-                importer.record(ctx, resource, None, complete=True, deployment_id=None, previous=entry)
-            return
-        current = deployments.get(desired["deployment_id"])
+            return ops
+        deployment_id = desired["deployment_id"]
+        current = deployments.get(deployment_id)
         if current is not None:
             in_place, restart = dep.compare(desired, dep.live_deployment(current))
             if restart:
-                ctx.reporter.info(f"{resource.key}: restarting deployment {desired['deployment_id']} "
-                                  f"({', '.join(k for k, _, _ in restart)} cannot change in place)")
-                dep.stop(client, desired["deployment_id"])
-                dep.start(client, resource.name, desired, timeout)
+                ops += [_stop(model, deployment_id), _start(model, desired)]
             elif in_place:
-                dep.update(client, desired)
+                ops.append(Request("POST", f"/_ml/trained_models/{segment(deployment_id)}/deployment/_update",
+                                   body=dep.update_body(desired)))
         else:
-            ctx.reporter.info(f"{resource.key}: starting deployment {desired['deployment_id']}")
-            dep.start(client, resource.name, desired, timeout)
-        importer.record(ctx, resource, None, complete=True, deployment_id=desired["deployment_id"],
-                        previous=ctx.ledger.entry(KIND, resource.name) or entry)
-        dep.wait_ready(client, resource.name, desired["deployment_id"], timeout, resource=resource.key)
-        dep.probe_model(client, desired["deployment_id"], resource.spec["task_type"], timeout)
-        ctx.reporter.info(f"{resource.key}: deployment {desired['deployment_id']} ready (probe inference answered)")
+            ops.append(_start(model, desired))
+        ops.append(Step("wait_deployment", {"model_id": resource.name, "deployment_id": deployment_id,
+                                            "task_type": resource.spec["task_type"]}, sends=WAIT_SENDS,
+                        summary=f"wait until deployment {deployment_id} serves, then one probe inference"))
+        return ops
 
+    def delete(self, name: str, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+        change = Change(KIND, name, "delete", live=live)
+        if live is None:
+            return change
+        change.hazards.append(Hazard("interruption", f"trained model {name} and its deployments are deleted"))
+        deployment_id = (entry or {}).get("deployment_id")
+        if deployment_id and deployment_id in (live.get("deployments") or {}):
+            change.operations.append(_stop(segment(name), deployment_id))
+        # force: ES force-stops every deployment of the model first (TransportDeleteTrainedModelAction)
+        change.operations.append(Request("DELETE", f"/_ml/trained_models/{segment(name)}", query={"force": True},
+                                         ignore=(404,)))
+        return change
+
+    def dependency_changed(self, change: Change, dependency: Change, ctx: Any) -> Change:
+        return change
+
+    def preflight(self, ctx: Any, change: Change) -> list[str]:
+        """A cluster without ML capacity is refused before any write (GET _ml/info)."""
+        if change.action in ("create", "replace"):
+            problem = dep.capacity_problem(dep.ml_limits(ctx.client))
+            if problem:
+                return [f"{change.key}: {problem}"]
+        return []
+
+
+def _stop(model: str, deployment_id: str) -> Request:
+    """Force-stop (ES refuses a plain stop of a deployment an endpoint or pipeline uses, elasticsearch#129325)."""
+    return Request("POST", f"/_ml/trained_models/{segment(deployment_id)}/deployment/_stop", query={"force": True},
+                   ignore=(404,))
+
+
+def _start(model: str, desired: dict[str, Any]) -> Request:
+    # 408: the start goes on in the background (elasticsearch#109407): never re-sent, wait_deployment polls
+    query, body = dep.start_request(desired)
+    return Request("POST", f"/_ml/trained_models/{model}/deployment/_start", query=query, body=body, ignore=(408,))

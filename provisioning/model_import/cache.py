@@ -116,12 +116,20 @@ class ModelSource:
                 "task_type": self.task_type}
 
     def cache_key(self, identity: dict[str, Any] | None = None) -> str:
-        """Key of the traced artifact: source, revision, task type, eland and torch versions."""
-        ident = dict(identity or self.identity())
-        if self.path is not None:
-            ident["resolved"] = str(self.path.resolve())  # two projects with the same relative path differ
-        payload = json.dumps({**ident, **library_versions()}, sort_keys=True)
+        """Key of the traced artifact: what the model IS (see `comparable`), eland and torch versions. The same
+        files at two paths share one traced artifact."""
+        payload = json.dumps({"model": comparable(identity or self.identity()), **library_versions()},
+                             sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def comparable(identity: dict[str, Any]) -> list[Any]:
+    """What decides whether two identities are the same model: a hub model by its id and revision, a local model
+    by the hash of its files ONLY (its path is where it happens to be: a copy elsewhere is the same model)."""
+    source = identity.get("source") or {}
+    if source.get("hub"):
+        return ["hub", source["hub"], identity.get("revision"), identity.get("task_type")]
+    return ["local", identity.get("revision"), identity.get("task_type")]
 
 
 @dataclass(frozen=True)

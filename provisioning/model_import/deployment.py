@@ -76,37 +76,30 @@ def compare(desired: dict[str, Any], live: dict[str, Any]) -> tuple[list[Differe
     return in_place, restart
 
 
-def start(client: Any, model_id: str, desired: dict[str, Any], timeout: float) -> None:
-    """POST _start with wait_for=started. Adaptive allocations go in the body and exclude number_of_allocations."""
-    params: dict[str, Any] = {"deployment_id": desired["deployment_id"], "wait_for": "started",
-                              "timeout": f"{int(max(1, timeout))}s"}
+def start_request(desired: dict[str, Any], timeout: float = 600) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Query and body of POST _start (wait_for=started). Adaptive allocations go in the body and exclude
+    number_of_allocations (StartTrainedModelDeploymentAction.Request)."""
+    query: dict[str, Any] = {"deployment_id": desired["deployment_id"], "wait_for": "started",
+                             "timeout": f"{int(max(1, timeout))}s"}
     for key in ("threads_per_allocation", "priority", "queue_capacity", "cache_size"):
         if key in desired:
-            params[key] = desired[key]
+            query[key] = desired[key]
+    body = None
     if _adaptive_enabled(desired.get("adaptive_allocations")):
-        params["adaptive_allocations"] = desired["adaptive_allocations"]
+        body = {"adaptive_allocations": desired["adaptive_allocations"]}
     elif "number_of_allocations" in desired:
-        params["number_of_allocations"] = desired["number_of_allocations"]
-    try:
-        client.options(request_timeout=timeout + 30).ml.start_trained_model_deployment(model_id=model_id, **params)
-    except ApiError as exc:
-        if exc.meta.status == 408:  # the start goes on in the background (elasticsearch#109407): keep polling
-            return
-        raise
+        query["number_of_allocations"] = desired["number_of_allocations"]
+    return query, body
 
 
-def update(client: Any, desired: dict[str, Any]) -> None:
+def update_body(desired: dict[str, Any]) -> dict[str, Any]:
+    """Body of POST _update: only the allocations change in place."""
     body: dict[str, Any] = {}
     if "adaptive_allocations" in desired:
         body["adaptive_allocations"] = desired["adaptive_allocations"]
     if "number_of_allocations" in desired and not _adaptive_enabled(desired.get("adaptive_allocations")):
         body["number_of_allocations"] = desired["number_of_allocations"]
-    client.ml.update_trained_model_deployment(model_id=desired["deployment_id"], **body)
-
-
-def stop(client: Any, deployment_id: str) -> None:
-    """Force-stop (ES refuses a plain stop of a deployment an endpoint or pipeline uses, elasticsearch#129325)."""
-    client.options(ignore_status=404).ml.stop_trained_model_deployment(model_id=deployment_id, force=True)
+    return body
 
 
 def _is_ready(stats: dict[str, Any]) -> bool:

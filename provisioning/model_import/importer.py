@@ -14,7 +14,7 @@ from typing import Any
 
 from provisioning.errors import ClusterError, Refused
 from provisioning.model_import import deployment as dep
-from provisioning.model_import.cache import Artifact, ArtifactCache, ModelSource, library_versions
+from provisioning.model_import.cache import Artifact, ArtifactCache, ModelSource, comparable, library_versions
 from provisioning.model_import.upload import Journal, UploadReport, definition_status, put_vocabulary, upload
 
 MANAGED_BY = "es-stack"  # metadata.managed_by on every model this tool uploads (manifest-format.md "Ownership")
@@ -52,7 +52,7 @@ def owner(config: dict[str, Any] | None) -> tuple[str | None, str | None]:
 
 
 def same_identity(record: dict[str, Any], identity: dict[str, Any]) -> bool:
-    return all(record.get(k) == identity.get(k) for k in ("source", "revision", "task_type"))
+    return comparable(record) == comparable(identity)
 
 
 def prepare(ctx: Any, resource: Any, *, deployments: int = 0) -> Prepared:
@@ -132,9 +132,6 @@ def ensure_uploaded(ctx: Any, resource: Any, prepared: Prepared) -> UploadReport
 
 
 def _upload(ctx: Any, resource: Any, prepared: Prepared, journal: Journal, *, resume: bool) -> UploadReport:
-    if not resume:
-        # Own it before the first part: an interrupted upload is then ours to resume, or to destroy.
-        record(ctx, resource, prepared, complete=False)
     workers = int(getattr(ctx.options, "upload_workers", 4) or 4)
     report = upload(ctx.client, resource.name, prepared.artifact, None if resume else config_body(ctx, prepared),
                     workers=workers, journal=journal, reporter=ctx.reporter)
@@ -142,25 +139,3 @@ def _upload(ctx: Any, resource: Any, prepared: Prepared, journal: Journal, *, re
                       f"({workers} workers)" + (f", {report.already_stored + report.skipped} were already stored"
                                                 if resume else ""))
     return report
-
-
-_KEEP = object()
-
-
-def record(ctx: Any, resource: Any, prepared: Prepared | None, *, complete: bool, deployment_id: Any = _KEEP,
-           previous: dict[str, Any] | None = None) -> None:
-    """The ledger entry: ownership, the uploaded model's identity and whether its upload finished, and the
-    deployment this resource started (so removing it from the manifest stops exactly that one)."""
-    from provisioning.diffing import spec_hash
-
-    extra = dict(previous or {})
-    for key in ("type", "stack", "kind", "name", "spec_hash", "applied", "protected", "updated_at"):
-        extra.pop(key, None)
-    if prepared is not None:
-        extra.update(sha256=prepared.artifact.sha256, cache_key=prepared.key, identity=prepared.identity)
-    extra["upload_complete"] = complete
-    if deployment_id is not _KEEP:
-        extra["deployment_id"] = deployment_id
-    extra.setdefault("deployment_id", None)
-    ctx.ledger.record(resource.kind, resource.name, spec_hash=spec_hash(resource.spec), applied=resource.spec,
-                      **extra)

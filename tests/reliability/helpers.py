@@ -26,6 +26,7 @@ INDEX = "movies"
 MODEL_ID = "cross-encoder__ms-marco-minilm-l-6-v2"
 ENDPOINT = "my-msmarco-minilm-model"
 LEDGER = "es-stack-ledger"
+IDENTITY_ID = "_ledger"
 # Variables the example stack reads (templates/settings.j2): cleared so a developer's shell cannot leak in.
 STACK_VARIABLES = ("RERANK_MODEL_PATH", "RERANK_MODEL_REVISION", "HF_TOKEN", "EXPECT_RERANK_TOP",
                    "RERANK_NUM_ALLOCATIONS", "RERANK_NUM_THREADS", "MOVIES_SHARDS", "MOVIES_REPLICAS")
@@ -279,7 +280,7 @@ def stack_state(es: Any) -> dict[str, Any]:
     if LEDGER in indices:
         es.indices.refresh(index=LEDGER)
         hits = es.search(index=LEDGER, size=1000, query={"match_all": {}}).body["hits"]["hits"]
-        ledger = sorted(h["_id"] for h in hits)
+        ledger = sorted(h["_id"] for h in hits if h["_id"] != IDENTITY_ID)  # the cluster's id outlives every stack
     documents = {}
     for name in physical:
         if name != LEDGER:

@@ -156,7 +156,8 @@ def test_an_apply_killed_at_any_write_request_converges_on_the_next_apply(ksb, s
             failures[label] = problems
     assert failures == {}, "\n".join(f"killed at {k}:\n  " + "\n  ".join(v) for k, v in failures.items())
     # every kill after the lock was taken and before it was released leaves it behind: the takeover was exercised
-    assert takeovers >= len(points) - 2
+    # (the kills before it: at the ledger's creation, at its identity document, at the lock's own creation)
+    assert takeovers >= len(points) - 3
 
 
 @pytest.mark.timeout(600)

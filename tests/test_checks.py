@@ -1,9 +1,9 @@
-"""Kind `check`: expectations evaluated on real search responses; never a change in a plan."""
+"""Checks: post-apply assertions evaluated on real search responses; never a change in a plan."""
 
 from __future__ import annotations
 
-from provisioning import StackPlan, converge, make_plan, run_after_apply
-from provisioning.kinds.check import evaluate
+from provisioning import converge, make_plan, render_plan, run_checks
+from provisioning.checks import evaluate
 from tests.engine_helpers import MOVIE_MAPPINGS, check, ctx_for, documents, index, write_docs
 
 SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0}
@@ -36,9 +36,8 @@ def test_each_expectation_is_reported_with_what_was_found():
 def test_check_is_a_check_in_the_plan_never_a_change(es, tmp_path):
     resources = stack(tmp_path, check("crime", "movies", {"query": {"match": {"plot": "crime"}}}, {"total": 2}))
     plan = make_plan(resources, ctx_for(es))
-    change = [c for c in plan.changes if c.kind == "check"][0]
-    assert change.action == "noop" and change.reason == "check: runs after apply"
-    assert all(c.key != "check/crime" for wave in plan.waves for c in wave)
+    assert all(c.kind != "check" for c in plan.changes)
+    assert "? check/crime  runs after apply" in render_plan(plan)
 
 
 def test_checks_run_after_apply_and_report_failures(es, tmp_path):
@@ -57,7 +56,7 @@ def test_invoke_check_runs_manual_checks_too(es, tmp_path):
     manual = check("manual", "movies", {"query": {"match_all": {}}}, {"total": 3}, run="manual")
     resources = stack(tmp_path, manual)
     converge(resources, ctx_for(es), command="pytest")
-    results = run_after_apply(StackPlan(changes=[], resources=resources), ctx_for(es), manual=True)
+    results = run_checks(ctx_for(es), resources, manual=True)
     assert [(r.name, r.ok, r.total) for r in results] == [("manual", True, 3)]
 
 
@@ -68,6 +67,6 @@ def test_a_check_without_total_tracking_reports_the_hits_its_expectations_counte
                       {"min_hits": 3}, run="manual")
     resources = stack(tmp_path, untracked)
     converge(resources, ctx_for(es), command="pytest")
-    [result] = run_after_apply(StackPlan(changes=[], resources=resources), ctx_for(es), manual=True)
+    [result] = run_checks(ctx_for(es), resources, manual=True)
     assert result.ok and result.expectations[0].detail == "got 3"
     assert result.total == 3

@@ -1,7 +1,9 @@
-"""Kind `check`: a search run after apply (and by `invoke check`) with expectations on its hits.
+"""Checks: post-apply assertions, declared in manifests as `kind: check` documents (a search with expectations
+on its hits), run after every apply and by `invoke check`.
 
-A check owns nothing in the cluster: it never appears as a change in a plan (it is shown as a check that will
-run), it is never recorded in the ledger, and reading it costs no request.
+A check is not a resource kind: it owns nothing in the cluster, has no plan action and is never recorded in the
+ledger. The manifest side (name, references, validation) has the same shape as a kind's, so the loader treats
+every document alike.
 """
 
 from __future__ import annotations
@@ -9,9 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioning.errors import Problem
-from provisioning.kinds.documents_data import field_value
-from provisioning.model import Change, Resource
+from elasticsearch import ApiError
+
+from provisioning.diffing import field_value
+from provisioning.errors import Problem, api_error
+from provisioning.model import Resource
 from provisioning.report import hits_total
 
 
@@ -74,7 +78,7 @@ def evaluate(expect: dict[str, Any], response: dict[str, Any]) -> list[Expectati
     return results
 
 
-class CheckKind:
+class Checks:
     name = "check"
 
     def default_name(self, spec: dict[str, Any]) -> str | None:
@@ -93,19 +97,6 @@ class CheckKind:
                             "no result could pass this check; make min_hits <= max_hits")]
         return []
 
-    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
-        return {}  # nothing lives in the cluster
-
-    def diff(self, resource: Resource, live: Any | None) -> Change:
-        when = "after apply" if resource.spec.get("run", "after_apply") == "after_apply" else "on `invoke check`"
-        return Change(self.name, resource.name, "noop", resource=resource, reason=f"check: runs {when}")
-
-    # a check never changes anything; these exist to satisfy the Kind interface
-    def create(self, ctx: Any, change: Change) -> None:
-        return None
-
-    update = replace = delete = create
-
     def run(self, ctx: Any, resource: Resource) -> CheckResult:
         spec = resource.spec
         response = ctx.client.search(index=spec["index"], body=spec.get("request") or {}).body
@@ -113,8 +104,23 @@ class CheckKind:
         return CheckResult(resource.name, spec["index"], all(e.ok for e in expectations), expectations,
                            response.get("hits", {}).get("hits", []), hits_total(response))
 
-    def after_apply(self, ctx: Any, resource: Resource, *, manual: bool = False) -> CheckResult | None:
-        if not manual and resource.spec.get("run", "after_apply") != "after_apply":
-            return None
-        # the caller reports results with their hits (report.render_checks), once
-        return self.run(ctx, resource)
+    @staticmethod
+    def runs_after_apply(resource: Resource) -> bool:
+        return resource.spec.get("run", "after_apply") == "after_apply"
+
+
+CHECKS = Checks()
+CHECK_KIND = Checks.name
+
+
+def run_checks(ctx: Any, resources: list[Resource], *, manual: bool = False) -> list[CheckResult]:
+    """The checks among the resources (after apply: those with run: after_apply; manual: all), in manifest order."""
+    results = []
+    for resource in resources:
+        if resource.kind != CHECK_KIND or not (manual or CHECKS.runs_after_apply(resource)):
+            continue
+        try:
+            results.append(CHECKS.run(ctx, resource))
+        except ApiError as exc:
+            raise api_error(exc, resource=resource.key, location=str(resource.source), doing="check") from exc
+    return results

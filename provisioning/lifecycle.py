@@ -1,0 +1,162 @@
+"""Ownership, the same for every kind, in one place.
+
+- Who owns a live object: this stack (its marker on the object, or for kinds without a marker slot, this stack's
+  ledger record), another stack (its marker, or its ledger record), or nobody we know (unmanaged).
+- What the plan may do about it: change only what this stack owns; refuse, at plan time and naming the owner,
+  every create/update/replace/delete that would touch another stack's or an unmanaged object, including a
+  foreign object that took the place of one this stack created (destroy and removal too, whatever the flags).
+- The operations around a kind's own: a create is recorded BEFORE its first request (write-ahead: a run killed
+  right after the create leaves an object the ledger knows), every change records its outcome after its
+  operations, a delete forgets the record.
+- At apply: an "already exists" answer to a create's first request after the client retried a request whose
+  answer was lost is recognised as this stack's own earlier attempt (the object now carries our marker or record
+  and matches the manifest); ES refusing a fresh create undoes its write-ahead record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from elasticsearch import ApiError
+
+from provisioning.diffing import spec_hash
+from provisioning.kinds import KINDS
+from provisioning.kinds.base import NO_SLOT
+from provisioning.model import Change, FieldDiff, Request, Resource, Step
+
+LEDGER_SENDS = ("PUT /es-stack-ledger/_doc/*",)
+FORGET_SENDS = ("DELETE /es-stack-ledger/_doc/*",)
+REFUSED_CREATE = (400, 403, 404, 409)  # ES refused the request itself: nothing of ours exists
+
+
+@dataclass(frozen=True)
+class Owner:
+    state: str  # "absent", "ours", "other" (another stack), "unmanaged"
+    stack: str | None = None
+    what: str = ""  # the kind's description of the live object
+
+    def describe(self) -> str:
+        if self.state == "other":
+            return f"is owned by stack {self.stack!r}"
+        return "was not created by this stack (it carries no ownership marker of it, no ledger records it)"
+
+    def reason(self) -> str:
+        return f"owned by stack {self.stack!r}" if self.state == "other" else "no ownership marker, no ledger record"
+
+
+def owner_of(ctx: Any, kind: str, name: str, live: Any | None) -> Owner:
+    if live is None:
+        return Owner("absent")
+    what = KINDS[kind].describe(live)
+    marker = KINDS[kind].marker(live)
+    if marker == ctx.stack or (marker == NO_SLOT and ctx.ledger.entry(kind, name) is not None):
+        return Owner("ours", what=what)
+    if marker not in (None, NO_SLOT):
+        return Owner("other", marker, what)
+    other = ctx.ledger.other_owner(kind, name)
+    return Owner("other", other, what) if other else Owner("unmanaged", what=what)
+
+
+def fingerprint(kind: str, live: Any | None, entry: dict[str, Any] | None) -> str:
+    """What a change rests on: the live object as the kind views it, and this stack's record of it."""
+    record = {k: v for k, v in (entry or {}).items() if k != "updated_at"} if entry else None
+    return spec_hash({"live": KINDS[kind].view(live) if live is not None else None, "record": record})
+
+
+# ---- plan: refusals --------------------------------------------------------------------------------------------
+def refusal_for_declared(ctx: Any, resource: Resource, owner: Owner) -> str | None:
+    if owner.state in ("absent", "ours"):
+        return None
+    hint = (f"destroy it in stack {owner.stack!r} first, or declare this resource under another name"
+            if owner.state == "other" else
+            "rename the resource, or delete/rename the existing object yourself (the tool never adopts or "
+            "overwrites what it did not create)")
+    return f"{resource.key} ({resource.source}): {owner.what} named {resource.name} already exists and " \
+           f"{owner.describe()}; this stack will not change it: {hint}"
+
+
+def refusal_for_delete(ctx: Any, kind: str, name: str, owner: Owner, why: str) -> str | None:
+    if owner.state in ("absent", "ours"):
+        return None
+    return (f"{kind}/{name}: {why}, but the {kind} now named {name} is not the one this stack created "
+            f"({owner.what}: {owner.reason()}), so it will not be deleted, with or without --allow-data-loss; "
+            f"delete or rename it yourself if you mean to, then run again (only the ownership record is left to remove)")
+
+
+# ---- plan: the operations around a kind's own ----------------------------------------------------------------------
+def _record_step(ctx: Any, change: Change, resource: Resource) -> Step:
+    return Step("record_ownership", {"kind": change.kind, "name": change.name, "spec": resource.spec,
+                                     "protected": bool(resource.protected), "extra": dict(change.record)},
+                sends=LEDGER_SENDS, summary=f"record {change.key} as owned by stack {ctx.stack!r}")
+
+
+def _forget_step(ctx: Any, change: Change) -> Step:
+    return Step("forget_ownership", {"kind": change.kind, "name": change.name}, sends=FORGET_SENDS,
+                summary=f"remove the ownership record of {change.key}")
+
+
+def wrap(ctx: Any, change: Change, entry: dict[str, Any] | None) -> Change:
+    """Adds the ledger operations to a kind's change; turns a record-only difference into an update."""
+    resource = change.resource
+    if change.action == "delete":
+        change.operations = [*change.operations, _forget_step(ctx, change)]
+        return change
+    assert resource is not None
+    if change.action == "noop":
+        if entry is None:  # ours by the marker on the object, yet unrecorded: a run stopped before its record
+            change.action, change.reason = "update", "the object is ours but its ownership record is missing"
+            change.diffs.append(FieldDiff("ownership_record", None, "recorded"))
+        elif bool(entry.get("protected", False)) != bool(resource.protected):
+            change.action = "update"
+            change.reason = "only the protection flag of the ownership record changes"
+            change.diffs.append(FieldDiff("protected", bool(entry.get("protected", False)), resource.protected))
+        else:
+            return change
+    record = _record_step(ctx, change, resource)
+    if change.action == "create":
+        # write-ahead; a second record keeps what the steps learnt (an artifact checksum), if any ran
+        learnt = [record] if any(isinstance(op, Step) for op in change.operations) else []
+        change.operations = [record, *change.operations, *learnt]
+    else:
+        change.operations = [*change.operations, record]
+    return change
+
+
+# ---- apply: the ledger steps ---------------------------------------------------------------------------------------
+def record_ownership(run: Any, *, kind: str, name: str, spec: dict[str, Any], protected: bool,
+                     extra: dict[str, Any]) -> None:
+    entry = run.ctx.ledger.entry(kind, name) or {}
+    kept = {k: v for k, v in entry.items() if k not in ("type", "stack", "kind", "name", "spec_hash", "applied",
+                                                        "protected", "updated_at")}
+    run.ctx.ledger.record(kind, name, spec_hash=spec_hash(spec), applied=spec, protected=protected,
+                          **{**kept, **extra, **run.notes})
+
+
+def forget_ownership(run: Any, *, kind: str, name: str) -> None:
+    run.ctx.ledger.forget(kind, name)
+
+
+# ---- apply: failures of a create --------------------------------------------------------------------------------
+def first_request(change: Change) -> Request | None:
+    """The request that creates the object: a create's first operation after its write-ahead record."""
+    ops = [op for op in change.operations if not (isinstance(op, Step) and op.name == "record_ownership")]
+    return ops[0] if ops and isinstance(ops[0], Request) else None
+
+
+def after_failed_create(ctx: Any, change: Change, exc: ApiError, had_entry: bool) -> bool:
+    """A create's creating request failed. True when the object is there anyway, ours and as planned: the client
+    retried a request whose answer was lost (ES then answers "already exists", or another refusal of the repeat),
+    or an earlier run's create timed out on our side and still succeeded; the change goes on. When the object is
+    not there and ES refused the request itself, the write-ahead record must not make the stack own a ghost."""
+    if change.action != "create" or change.resource is None:
+        return False
+    kind = KINDS[change.kind]
+    live = kind.read(ctx, [change.resource], {}).get(change.name)
+    if live is None:
+        if not had_entry and exc.meta.status in REFUSED_CREATE:
+            ctx.ledger.forget(change.kind, change.name)
+        return False
+    if owner_of(ctx, change.kind, change.name, live).state != "ours":
+        return False
+    return kind.diff(change.resource, live, ctx.ledger.entry(change.kind, change.name), ctx).action == "noop"
