@@ -45,12 +45,15 @@ class Owner:
         return f"owned by stack {self.stack!r}" if self.state == "other" else "no ownership marker, no ledger record"
 
 
-def owner_of(ctx: Any, kind: str, name: str, live: Any | None) -> Owner:
+def owner_of(ctx: Any, kind: str, name: str, live: Any | None,
+             desired: dict[str, Any] | None = None) -> Owner:
     if live is None:
         return Owner("absent")
     what = KINDS[kind].describe(live)
     marker = KINDS[kind].marker(live)
-    if marker == ctx.stack or (marker == NO_SLOT and ctx.ledger.entry(kind, name) is not None):
+    entry = ctx.ledger.entry(kind, name)
+    recorded = marker == NO_SLOT and entry is not None and KINDS[kind].is_recorded(live, entry, desired)
+    if marker == ctx.stack or recorded:
         return Owner("ours", what=what)
     if marker not in (None, NO_SLOT):
         return Owner("other", marker, what)
@@ -81,7 +84,8 @@ def refusal_for_delete(ctx: Any, kind: str, name: str, owner: Owner, why: str) -
         return None
     return (f"{kind}/{name}: {why}, but the {kind} now named {name} is not the one this stack created "
             f"({owner.what}: {owner.reason()}), so it will not be deleted, with or without --allow-data-loss; "
-            f"delete or rename it yourself if you mean to, then run again (only the ownership record is left to remove)")
+            f"delete or rename it yourself if you mean to, then run again (only the ownership record is left to "
+            f"remove)")
 
 
 # ---- plan: the operations around a kind's own ----------------------------------------------------------------------
@@ -157,6 +161,6 @@ def after_failed_create(ctx: Any, change: Change, exc: ApiError, had_entry: bool
         if not had_entry and exc.meta.status in REFUSED_CREATE:
             ctx.ledger.forget(change.kind, change.name)
         return False
-    if owner_of(ctx, change.kind, change.name, live).state != "ours":
+    if owner_of(ctx, change.kind, change.name, live, change.resource.spec).state != "ours":
         return False
     return kind.diff(change.resource, live, ctx.ledger.entry(change.kind, change.name), ctx).action == "noop"

@@ -144,7 +144,7 @@ def make_plan(resources: list[Resource], ctx: Any, *, destroy: bool = False) -> 
     if not destroy:
         for resource in managed:
             obj = live.get(resource.kind, {}).get(resource.name)
-            owner = lifecycle.owner_of(ctx, resource.kind, resource.name, obj)
+            owner = lifecycle.owner_of(ctx, resource.kind, resource.name, obj, resource.spec)
             refusal = lifecycle.refusal_for_declared(ctx, resource, owner)
             if refusal:
                 errors.append(refusal)

@@ -51,6 +51,10 @@ class Kind(Protocol):
         """The stack recorded ON the live object (None: it carries no marker of ours; NO_SLOT: the kind has no
         place for one)."""
 
+    def is_recorded(self, live: Any, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
+        """For kinds without a marker slot: whether the live object is the one the ownership record describes
+        (not another object that took its name after it was deleted by hand)."""
+
     def describe(self, live: Any) -> str:
         """What the live object is, for messages ("an alias over index movies-000001")."""
 

@@ -150,6 +150,9 @@ class IndexKind:
     def marker(self, live: Any) -> str | None:
         return live.get("stack")
 
+    def is_recorded(self, live: Any, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
+        return True  # the marker on the physical index decides
+
     def describe(self, live: Any) -> str:
         return "an index" if live["concrete"] else f"an alias over index {live['physical']}"
 

@@ -109,6 +109,21 @@ class InferenceEndpointKind:
     def marker(self, live: Any) -> str | None:
         return NO_SLOT
 
+    def is_recorded(self, live: Any, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
+        """An endpoint has no id of its own to compare: it is the recorded one when what cannot change in place
+        (task type, service, the model it serves) is what this stack last applied, or what it is applying now (a
+        replacement stopped before its record). Anything else is another endpoint that took the name."""
+        endpoint = live["endpoint"]
+
+        def same(spec: dict[str, Any]) -> bool:
+            model = (spec.get("service_settings") or {}).get("model_id")
+            return endpoint.get("task_type") == spec.get("task_type") and \
+                endpoint.get("service") == spec.get("service") and \
+                (model is None or (endpoint.get("service_settings") or {}).get("model_id") == model)
+
+        applied = entry.get("applied") or {}
+        return not applied or same(applied) or (desired is not None and same(desired))
+
     def describe(self, live: Any) -> str:
         return f"a {live['endpoint'].get('task_type')} inference endpoint"
 

@@ -112,6 +112,9 @@ class TrainedModelKind:
     def marker(self, live: Any) -> str | None:
         return live.get("stack")
 
+    def is_recorded(self, live: Any, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
+        return True  # the marker in the model's metadata decides
+
     def describe(self, live: Any) -> str:
         return "a trained model"
 
