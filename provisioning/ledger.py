@@ -22,7 +22,7 @@ from typing import Any
 
 from elasticsearch import ApiError, ConflictError, Elasticsearch, NotFoundError
 
-from provisioning.errors import ClusterError, LockHeld, es_reason
+from provisioning.errors import ClusterError, LockHeld, api_error
 from provisioning.stack_lock import StackLock
 
 __all__ = ["LEDGER_INDEX", "Ledger"]
@@ -52,9 +52,7 @@ def _now() -> str:
 
 
 def _cluster_error(exc: ApiError, what: str) -> ClusterError:
-    err = exc.body.get("error") if isinstance(exc.body, dict) else None
-    return ClusterError(f"{what} failed: {es_reason(exc)}", status=exc.meta.status,
-                        es_type=err.get("type") if isinstance(err, dict) else None, resource=f"ledger {LEDGER_INDEX}")
+    return api_error(exc, resource=f"ledger {LEDGER_INDEX}", doing=what)
 
 
 class Ledger:

@@ -37,9 +37,7 @@ def _location(change: Change) -> str:
 
 
 def _checks(plan: Plan) -> list[Any]:
-    from provisioning.checks import CHECKS
-
-    return [r for r in getattr(plan, "resources", []) if r.kind == CHECKS.name]
+    return list(getattr(plan, "checks", []))  # StackPlan.checks: the declared checks that will run
 
 
 def summary_line(plan: Plan) -> str:

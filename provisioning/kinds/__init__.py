@@ -16,7 +16,7 @@ from provisioning.kinds.inference_endpoint import InferenceEndpointKind
 from provisioning.kinds.trained_model import TrainedModelKind
 
 # Order is the default apply order for independent resources (models before endpoints before indices ...).
-KINDS: dict[str, Kind] = {
+KINDS: dict[str, Kind[Any]] = {
     kind.name: kind
     for kind in (TrainedModelKind(), InferenceEndpointKind(), IndexKind(), DocumentsKind())
 }

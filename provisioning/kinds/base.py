@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from provisioning.errors import Problem
@@ -29,7 +29,12 @@ def load_schema(kind: str) -> dict[str, Any]:
     return json.loads((SCHEMA_DIR / f"{kind}.json").read_text())
 
 
-class Kind(Protocol):
+Live = TypeVar("Live")  # each kind's own typed view of a live object (IndexLive, ModelLive, ...)
+
+
+class Kind(Protocol[Live]):
+    """Every method is part of the interface (the engine calls each of them for every kind); none is optional."""
+
     name: ClassVar[str]
 
     # ---- manifest side (no I/O) ----
@@ -43,31 +48,31 @@ class Kind(Protocol):
         """Checks the schema cannot express (names, the task type of a referenced model, ...). No I/O."""
 
     # ---- cluster side ----
-    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
+    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Live]:
         """Live state of the declared and owned objects of this kind, by name, in a FIXED number of requests.
         An object that does not exist has no entry."""
 
-    def marker(self, live: Any) -> str | None:
+    def marker(self, live: Live) -> str | None:
         """The stack recorded ON the live object (None: it carries no marker of ours; NO_SLOT: the kind has no
         place for one)."""
 
-    def is_recorded(self, live: Any, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
+    def is_recorded(self, live: Live, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
         """For kinds without a marker slot: whether the live object is the one the ownership record describes
         (not another object that took its name after it was deleted by hand)."""
 
-    def describe(self, live: Any) -> str:
+    def describe(self, live: Live) -> str:
         """What the live object is, for messages ("an alias over index movies-000001")."""
 
-    def view(self, live: Any) -> Any:
+    def view(self, live: Live) -> Any:
         """The part of the live state a plan rests on (JSON): a saved plan is refused when it changed. Leaves out
         what moves on its own (document counts, allocation progress)."""
 
     # ---- planning (pure) ----
-    def diff(self, resource: Resource, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+    def diff(self, resource: Resource, live: Live | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         """Desired vs live as a create, update, replace or noop Change carrying its operations and hazards.
         `entry` is this stack's record of the object (its last-applied spec and state), None if it has none."""
 
-    def delete(self, name: str, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+    def delete(self, name: str, live: Live | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         """The Change that removes a live object this stack owns (live None: already gone)."""
 
     def dependency_changed(self, change: Change, dependency: Change, ctx: Any) -> Change:

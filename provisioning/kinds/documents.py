@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from provisioning.diffing import canonical_json, spec_hash
 from provisioning.errors import ManifestError, Problem
@@ -81,6 +81,13 @@ def _listed(ids: list[str]) -> str:
     return shown + (f" and {len(ids) - SHOWN_IDS} more" if len(ids) > SHOWN_IDS else "")
 
 
+class DocumentsLive(TypedDict, total=False):
+    """Loaded documents as read: the index they were loaded into and how many of the declared ids it holds."""
+
+    index: str | None
+    present: int  # declared ids found in the index (declared resources only)
+
+
 class DocumentsKind:
     name = "documents"
 
@@ -95,9 +102,10 @@ class DocumentsKind:
         return check_documents(resource, resources)
 
     # ---- read: ONE _msearch for every loaded resource -----------------------------------------------------------
-    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
-        live: dict[str, Any] = {name: {"index": (entry.get("applied") or {}).get("index") or entry.get("index")}
-                                for name, entry in owned.items()}
+    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, DocumentsLive]:
+        live: dict[str, DocumentsLive] = {
+            name: {"index": (entry.get("applied") or {}).get("index") or entry.get("index")}
+            for name, entry in owned.items()}
         loaded = [r for r in resources if r.name in owned]
         searches: list[dict[str, Any]] = []
         for resource in loaded:
@@ -111,20 +119,20 @@ class DocumentsKind:
                 live[resource.name]["present"] = hits_total(response)  # size 0: 0 when the search failed
         return live
 
-    def marker(self, live: Any) -> str | None:
+    def marker(self, live: DocumentsLive) -> str | None:
         return NO_SLOT
 
-    def is_recorded(self, live: Any, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
+    def is_recorded(self, live: DocumentsLive, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
         return True  # documents are ids in an index: the record is all there is
 
-    def describe(self, live: Any) -> str:
+    def describe(self, live: DocumentsLive) -> str:
         return f"documents in {live.get('index')}"
 
-    def view(self, live: Any) -> Any:
+    def view(self, live: DocumentsLive) -> Any:
         return live
 
     # ---- diff (pure): the operations ------------------------------------------------------------------------------
-    def diff(self, resource: Resource, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+    def diff(self, resource: Resource, live: DocumentsLive | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         hashes, content_hash = desired_state(resource)
         target = resource.spec["index"]
         change = Change(self.name, resource.name, "noop", resource=resource, live=live,
@@ -190,7 +198,7 @@ class DocumentsKind:
                                summary=f"bulk delete {len(ids)} documents from {index}: {_listed(ids)}")]
         return ops + ([Request("POST", f"/{segment(index)}/_refresh", ignore=(404,))] if refresh else [])
 
-    def delete(self, name: str, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+    def delete(self, name: str, live: DocumentsLive | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         change = Change(self.name, name, "delete", live=live)
         index = (live or {}).get("index")
         ids = sorted((entry or {}).get("docs") or {})

@@ -12,7 +12,7 @@ The owner marker lives on the physical index: `mappings._meta` {managed_by, stac
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 from provisioning.diffing import flat_settings, spec_hash
 from provisioning.errors import ClusterError, Problem
@@ -71,6 +71,19 @@ def _aliases_body(resource: Resource) -> dict[str, Any]:
     return {resource.name: {}, **{a: dict(p or {}) for a, p in (resource.spec.get("aliases") or {}).items()}}
 
 
+class IndexLive(TypedDict):
+    """An index as read: the physical index behind the alias (or a concrete index of that name)."""
+
+    physical: str
+    concrete: bool  # a concrete index named like the resource (never one of ours: ours hide behind an alias)
+    settings: dict[str, Any]  # flat, as GET ?flat_settings=true answers
+    mappings: dict[str, Any]
+    aliases: dict[str, dict[str, Any]]
+    doc_count: int | None  # None: counting failed
+    stack: str | None  # the owner marker (mappings._meta), None when it carries none of ours
+    leftovers: list[str]  # generations an interrupted replacement left behind
+
+
 class IndexKind:
     name = "index"
 
@@ -94,7 +107,7 @@ class IndexKind:
         return problems
 
     # ---- read: one GET for all indices (per 3000 characters of names) + one _msearch for document counts -----
-    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
+    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, IndexLive]:
         names = sorted({r.name for r in resources} | set(owned))
         found: dict[str, dict[str, Any]] = {}
         generations: dict[str, list[str]] = {}
@@ -116,7 +129,7 @@ class IndexKind:
                                                f"{physical}); point it at one index", resource=f"index/{name}")
                         found[name] = {"physical": physical, "concrete": name == physical, **data}
         counts = self._doc_counts(ctx, sorted({f["physical"] for f in found.values()}))
-        live: dict[str, Any] = {}
+        live: dict[str, IndexLive] = {}
         for name, data in found.items():
             meta = (data.get("mappings") or {}).get("_meta") or {}
             entry = owned.get(name)
@@ -147,22 +160,22 @@ class IndexKind:
         return {p: r["hits"]["total"]["value"] for p, r in zip(physicals, resp["responses"], strict=True)
                 if "hits" in r}
 
-    def marker(self, live: Any) -> str | None:
+    def marker(self, live: IndexLive) -> str | None:
         return live.get("stack")
 
-    def is_recorded(self, live: Any, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
+    def is_recorded(self, live: IndexLive, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
         return True  # the marker on the physical index decides
 
-    def describe(self, live: Any) -> str:
+    def describe(self, live: IndexLive) -> str:
         return "an index" if live["concrete"] else f"an alias over index {live['physical']}"
 
-    def view(self, live: Any) -> Any:
+    def view(self, live: IndexLive) -> Any:
         # whether it holds documents matters (deleting it loses them), not how many: writes go on meanwhile
         return {k: live[k] for k in ("physical", "concrete", "settings", "mappings", "aliases", "leftovers")} | {
             "has_documents": live.get("doc_count") != 0}
 
     # ---- diff (pure): the operations ------------------------------------------------------------------------------
-    def diff(self, resource: Resource, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+    def diff(self, resource: Resource, live: IndexLive | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         if live is None:
             physical = next_physical(resource.name, (entry or {}).get("physical"))  # -000001 without a record
             return Change(self.name, resource.name, "create", resource=resource, record={"physical": physical},
@@ -190,7 +203,7 @@ class IndexKind:
         change.operations = cleanup + self._update_requests(resource, live, diffs, ctx.stack)
         return change
 
-    def _replacement(self, change: Change, resource: Resource, live: dict[str, Any], entry: dict[str, Any] | None,
+    def _replacement(self, change: Change, resource: Resource, live: IndexLive, entry: dict[str, Any] | None,
                      ctx: Any, cleanup: list[Request]) -> Change:
         old = live["physical"]
         new = next_physical(resource.name, old)
@@ -224,7 +237,7 @@ class IndexKind:
         return Request("PUT", f"/{segment(physical)}", body=body)
 
     @staticmethod
-    def _update_requests(resource: Resource, live: dict[str, Any], diffs: list[FieldDiff], stack: str
+    def _update_requests(resource: Resource, live: IndexLive, diffs: list[FieldDiff], stack: str
                          ) -> list[Request]:
         physical = live["physical"]
         requests = []
@@ -251,7 +264,7 @@ class IndexKind:
             requests.append(Request("POST", "/_aliases", body={"actions": unique}))
         return requests
 
-    def delete(self, name: str, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+    def delete(self, name: str, live: IndexLive | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         change = Change(self.name, name, "delete", live=live)
         if live is None:
             return change

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import secrets as pysecrets
-from typing import Any
+from typing import Any, TypedDict
 
 from provisioning.diffing import MASK, canonical_json, declared_diffs, secret_hash
 from provisioning.errors import Problem
@@ -52,6 +52,12 @@ def rerank_endpoint(resources: list[Resource]) -> str | None:
         if r.kind == KIND and r.spec.get("task_type") == "rerank":
             return r.name
     return None
+
+
+class EndpointLive(TypedDict):
+    """An inference endpoint as GET _inference answers it (secrets never included)."""
+
+    endpoint: dict[str, Any]
 
 
 class InferenceEndpointKind:
@@ -98,7 +104,7 @@ class InferenceEndpointKind:
         return problems + name_problems(resource, INFERENCE_ID)
 
     # ---- read -------------------------------------------------------------------------------------------------
-    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
+    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, EndpointLive]:
         names = {r.name for r in resources} | set(owned)
         if not names:
             return {}
@@ -106,10 +112,10 @@ class InferenceEndpointKind:
         return {e["inference_id"]: {"endpoint": e} for e in endpoints
                 if not e.get("inference_id", "").startswith(".") and e.get("inference_id") in names}
 
-    def marker(self, live: Any) -> str | None:
+    def marker(self, live: EndpointLive) -> str | None:
         return NO_SLOT
 
-    def is_recorded(self, live: Any, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
+    def is_recorded(self, live: EndpointLive, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
         """An endpoint has no id of its own to compare: it is the recorded one when what cannot change in place
         (task type, service, the model it serves) is what this stack last applied, or what it is applying now (a
         replacement stopped before its record). Anything else is another endpoint that took the name."""
@@ -124,14 +130,14 @@ class InferenceEndpointKind:
         applied = entry.get("applied") or {}
         return not applied or same(applied) or (desired is not None and same(desired))
 
-    def describe(self, live: Any) -> str:
+    def describe(self, live: EndpointLive) -> str:
         return f"a {live['endpoint'].get('task_type')} inference endpoint"
 
-    def view(self, live: Any) -> Any:
+    def view(self, live: EndpointLive) -> Any:
         return live["endpoint"]
 
     # ---- diff (pure): the operations ------------------------------------------------------------------------------
-    def diff(self, resource: Resource, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+    def diff(self, resource: Resource, live: EndpointLive | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         change = Change(KIND, resource.name, "noop", resource=resource, live=live)
         spec = resource.spec
         environ = getattr(ctx, "environ", os.environ)
@@ -243,7 +249,7 @@ class InferenceEndpointKind:
                      sends=WAIT_SENDS, summary=f"wait until deployment {deployment_id} serves, then one probe "
                                                f"request to the endpoint")]
 
-    def delete(self, name: str, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+    def delete(self, name: str, live: EndpointLive | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         change = Change(KIND, name, "delete", live=live)
         if live is None:
             return change

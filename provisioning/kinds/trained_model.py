@@ -12,7 +12,7 @@ The owner marker lives in the model's `metadata` {managed_by, stack}.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, TypedDict
 
 from provisioning.errors import Problem, Refused
 from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
@@ -39,6 +39,15 @@ def _wildcards(names: list[str]) -> str:
     (ExpandedIdsMatcher: concrete ids are always required), so a batched read of possibly-missing models uses a
     wildcard per id and keeps exact matches only."""
     return ",".join(f"{n}*" for n in sorted(names))
+
+
+class ModelLive(TypedDict):
+    """A trained model as read: its config, what our upload recorded in its metadata, its deployments."""
+
+    config: dict[str, Any]
+    recorded: dict[str, Any]  # metadata.es_stack: identity, cache key, artifact checksum ({} if not ours)
+    stack: str | None  # the owner marker (metadata.stack)
+    deployments: dict[str, dict[str, Any]]  # deployment id -> deployment_stats
 
 
 class TrainedModelKind:
@@ -84,7 +93,7 @@ class TrainedModelKind:
         return problems
 
     # ---- read ------------------------------------------------------------------------------------------------------
-    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, Any]:
+    def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, ModelLive]:
         names = sorted({r.name for r in resources} | set(owned))
         if not names:
             return {}
@@ -97,7 +106,7 @@ class TrainedModelKind:
             if entry.get("deployment_stats"):
                 deployments.setdefault(entry["model_id"], {})[entry["deployment_stats"]["deployment_id"]] = \
                     entry["deployment_stats"]
-        live: dict[str, Any] = {}
+        live: dict[str, ModelLive] = {}
         wanted = set(names)
         for config in configs.body.get("trained_model_configs", []):
             model_id = config.get("model_id")
@@ -109,23 +118,23 @@ class TrainedModelKind:
                               "deployments": deployments.get(model_id, {})}
         return live
 
-    def marker(self, live: Any) -> str | None:
+    def marker(self, live: ModelLive) -> str | None:
         return live.get("stack")
 
-    def is_recorded(self, live: Any, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
+    def is_recorded(self, live: ModelLive, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
         return True  # the marker in the model's metadata decides
 
-    def describe(self, live: Any) -> str:
+    def describe(self, live: ModelLive) -> str:
         return "a trained model"
 
-    def view(self, live: Any) -> Any:
+    def view(self, live: ModelLive) -> Any:
         # the model's identity and its deployments' settings; not their allocation progress or counters
         return {"recorded": live["recorded"], "stack": live.get("stack"),
                 "deployments": {d: {k: v for k, v in dep.live_deployment(s).items() if k != "allocation_status"}
                                 for d, s in sorted((live.get("deployments") or {}).items())}}
 
     # ---- diff (pure): the operations ------------------------------------------------------------------------------
-    def diff(self, resource: Resource, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+    def diff(self, resource: Resource, live: ModelLive | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         source = importer.source_of(resource)
         try:
             identity = source.identity()
@@ -246,7 +255,7 @@ class TrainedModelKind:
                         summary=f"wait until deployment {deployment_id} serves, then one probe inference"))
         return ops
 
-    def delete(self, name: str, live: Any | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
+    def delete(self, name: str, live: ModelLive | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
         change = Change(KIND, name, "delete", live=live)
         if live is None:
             return change

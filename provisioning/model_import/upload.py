@@ -20,6 +20,7 @@ import math
 import os
 import re
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -202,13 +203,21 @@ def upload_parts(client: Any, model_id: str, artifact: Artifact, *, workers: int
         with lock:
             report.errors.append(f"part {part}: {describe_error(exc)}")
 
+    # The LAST part goes alone, after every other part was acknowledged: ES refreshes the definition index only
+    # when it stores the last part (TransportPutTrainedModelDefinitionPartAction: refresh when part ==
+    # total_parts - 1) and answers definition_status from a search, so a part stored after the last one would stay
+    # invisible and the model would look incomplete. eland uploads in order for the same reason.
+    last = parts - 1
+    first_batch = [p for p in todo if p != last]
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix=f"upload-{model_id}") as pool:
             try:
-                list(pool.map(send, todo))
+                list(pool.map(send, first_batch))
             except BaseException:  # Ctrl-C: let queued parts return at once instead of uploading on
                 stop.set()
                 raise
+        if last in todo and not stop.is_set():
+            send(last)
     finally:
         os.close(fd)
         journal.save()
@@ -218,6 +227,21 @@ def upload_parts(client: Any, model_id: str, artifact: Artifact, *, workers: int
             f"trained_model/{model_id}: upload interrupted after {done}/{parts} definition parts "
             f"({report.errors[0]}); the model is half-defined and the next apply resumes the upload")
     return report
+
+
+STATUS_POLLS = (0.2, 0.5, 1.0, 2.0)  # seconds between definition_status reads before calling an upload incomplete
+
+
+def _settled_status(client: Any, model_id: str) -> dict[str, Any] | None:
+    """definition_status, read again briefly while it says incomplete: a refresh of the definition index may still
+    be on its way (a part acknowledged just before the last one)."""
+    status = definition_status(client, model_id)
+    for pause in STATUS_POLLS:
+        if status is None or status.get("fully_defined") is not False:
+            return status
+        time.sleep(pause)
+        status = definition_status(client, model_id)
+    return status
 
 
 def upload(client: Any, model_id: str, artifact: Artifact, config_body: dict[str, Any] | None, *,
@@ -234,7 +258,7 @@ def upload(client: Any, model_id: str, artifact: Artifact, config_body: dict[str
     finally:
         if progress is not None:
             progress.close()
-    status = definition_status(client, model_id)
+    status = _settled_status(client, model_id)
     if status is None or status.get("fully_defined") is False:
         # ES counts the stored parts and their lengths; a mismatch means parts from another artifact were stored,
         # or the journal claimed parts the cluster does not have: forget it, so the next run re-sends every part
