@@ -55,6 +55,38 @@ def same_identity(record: dict[str, Any], identity: dict[str, Any]) -> bool:
     return all(record.get(k) == identity.get(k) for k in ("source", "revision", "task_type"))
 
 
+def cluster_info(client: Any) -> dict[str, Any]:
+    """The cluster's version in GET /'s shape, read with privileges the stack's API key has (README: manage_ml).
+
+    GET / is `cluster:monitor/main`, granted only by `monitor`/`manage`/`all` (ES ClusterPrivilegeResolver). GET
+    _ml/info is `cluster:monitor/xpack/ml/info/get` (monitor_ml, inside manage_ml); its `native_code.version` is the
+    version of the ML native controller (TransportMlInfoAction: NativeController#getNativeCodeInfo), released in
+    lockstep with Elasticsearch. It is empty when the node answering runs no controller: only then GET / is asked.
+    """
+    native = (client.ml.info().body.get("native_code") or {}).get("version")
+    if native:
+        return {"version": {"number": str(native)}}
+    return client.info().body
+
+
+def journal_scope(client: Any) -> str:
+    """Which cluster the upload journal belongs to: the uuid of the ledger index (created by this tool, readable with
+    the stack's index privileges), so a journal is never reused on another cluster or after the ledger was lost."""
+    from elasticsearch import ApiError
+
+    from provisioning.ledger import LEDGER_INDEX
+
+    try:
+        settings = client.indices.get_settings(index=LEDGER_INDEX, name="index.uuid").body
+    except ApiError:
+        return "unknown-cluster"
+    for index in settings.values():
+        uuid = (index.get("settings") or {}).get("index", {}).get("uuid")
+        if uuid:
+            return str(uuid)
+    return "unknown-cluster"
+
+
 def prepare(ctx: Any, resource: Any, *, deployments: int = 0) -> Prepared:
     """Trace (or reuse) the artifact and check the cluster can take it. No write to the cluster."""
     from provisioning.model_import import tracing  # lazy: tracing imports torch/eland.ml when it runs
@@ -64,7 +96,7 @@ def prepare(ctx: Any, resource: Any, *, deployments: int = 0) -> Prepared:
     problem = dep.capacity_problem(limits)
     if problem:
         raise ClusterError(problem + "; nothing was uploaded", resource=label, location=str(resource.source))
-    info = client.info().body
+    info = cluster_info(client)
     version = tracing.es_version(client, info)
     source = source_of(resource)
     identity = source.identity()
@@ -80,7 +112,7 @@ def prepare(ctx: Any, resource: Any, *, deployments: int = 0) -> Prepared:
     problem = dep.capacity_problem(limits, needed)
     if problem:
         raise ClusterError(problem + "; nothing was uploaded", resource=label, location=str(resource.source))
-    return Prepared(source, identity, key, artifact, str(info.get("cluster_uuid") or info.get("cluster_name")))
+    return Prepared(source, identity, key, artifact, journal_scope(client))
 
 
 def config_body(ctx: Any, prepared: Prepared) -> dict[str, Any]:
