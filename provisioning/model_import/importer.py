@@ -27,7 +27,7 @@ class Prepared:
     identity: dict[str, Any]
     key: str
     artifact: Artifact
-    cluster: str  # cluster uuid (journal scope)
+    cluster: str = ""  # journal scope: set by ensure_uploaded (journal_scope)
 
 
 def base_dir(resource: Any) -> Path | None:
@@ -69,14 +69,17 @@ def cluster_info(client: Any) -> dict[str, Any]:
     return client.info().body
 
 
-def journal_scope(client: Any) -> str:
+def journal_scope(ctx: Any) -> str:
     """Which cluster the upload journal belongs to: the uuid of the ledger index (created by this tool, readable with
-    the stack's index privileges), so a journal is never reused on another cluster or after the ledger was lost."""
+    the stack's index privileges, unlike GET /'s cluster_uuid), so a journal is never reused on another cluster or
+    after the ledger was lost. The ledger is created first if needed (an apply holds its lock there anyway)."""
     from elasticsearch import ApiError
 
     from provisioning.ledger import LEDGER_INDEX
 
+    client = ctx.client
     try:
+        ctx.ledger.ensure_index()
         settings = client.indices.get_settings(index=LEDGER_INDEX, name="index.uuid").body
     except ApiError:
         return "unknown-cluster"
@@ -112,7 +115,7 @@ def prepare(ctx: Any, resource: Any, *, deployments: int = 0) -> Prepared:
     problem = dep.capacity_problem(limits, needed)
     if problem:
         raise ClusterError(problem + "; nothing was uploaded", resource=label, location=str(resource.source))
-    return Prepared(source, identity, key, artifact, journal_scope(client))
+    return Prepared(source, identity, key, artifact)
 
 
 def config_body(ctx: Any, prepared: Prepared) -> dict[str, Any]:
@@ -138,6 +141,7 @@ def ensure_uploaded(ctx: Any, resource: Any, prepared: Prepared) -> UploadReport
     overwrite a stored part, so re-sent parts are harmless); with another artifact it is deleted and restarted.
     """
     client, name, label = ctx.client, resource.name, resource.key
+    prepared.cluster = prepared.cluster or journal_scope(ctx)
     journal = Journal.for_model(ctx.options.cache_dir, prepared.cluster, name, prepared.artifact.sha256)
     status = definition_status(client, name)
     if status is not None:
