@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9200)
     parser.add_argument("--version", default=DEFAULT_VERSION, help="version reported by GET /")
     parser.add_argument("--state-file", help="keep state in this JSON file across restarts")
-    parser.add_argument("--api-key", action="append", default=[], help="require this API key (repeatable)")
+    parser.add_argument("--api-key", action="append", default=[], help="bootstrap superuser API key (repeatable)")
     args = parser.parse_args(argv)
     sandbox = Sandbox(version=args.version, api_keys=tuple(args.api_key), state_file=args.state_file)
     print(f"sandbox (Elasticsearch {args.version} stand-in) listening on http://{args.host}:{args.port}", flush=True)
