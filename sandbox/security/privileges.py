@@ -159,17 +159,20 @@ CLUSTER: dict[str, Privilege] = {p.name: p for p in [
        "cluster:monitor/data_stream/global_retention/*"),
 ]}
 
-# IndexPrivilege (data-selector privileges only: the failure-store ones never appear in a data-access denial,
-# AuthorizationDenialMessages filters them out).
+# IndexPrivilege (9.x; data-selector privileges only: the failure-store ones, read_failure_store and
+# manage_failure_store, never appear in a data-access denial, AuthorizationDenialMessages filters them out).
 INDEX: dict[str, Privilege] = {p.name: p for p in [
     _p("none"),
     _p("all", "indices:*", "internal:transport/proxy/indices:*"),
-    _p("read", "indices:data/read/*", "indices:admin/resolve/index"),
-    _p("read_cross_cluster", "internal:transport/proxy/indices:data/read/*", "indices:admin/shards/search_shards"),
-    _p("create", "indices:data/write/index*", "indices:data/write/bulk*"),
+    _p("read", "indices:data/read/*", "indices:admin/resolve/index", "indices:admin/resolve/cluster"),
+    _p("read_cross_cluster", "internal:transport/proxy/indices:data/read/*", "indices:admin/shards/search_shards",
+       "indices:admin/search/search_shards", "indices:admin/resolve/cluster", "indices:data/read/esql",
+       "indices:data/read/esql/compute"),
+    _p("create", "indices:data/write/index*", "indices:data/write/bulk*", "indices:data/write/simulate/bulk*"),
     _p("create_doc", "indices:data/write/index", "indices:data/write/index[*",
-       "indices:data/write/index:op_type/create", "indices:data/write/bulk*"),
-    _p("index", "indices:data/write/index*", "indices:data/write/bulk*", "indices:data/write/update*"),
+       "indices:data/write/index:op_type/create", "indices:data/write/bulk*", "indices:data/write/simulate/bulk*"),
+    _p("index", "indices:data/write/index*", "indices:data/write/bulk*", "indices:data/write/update*",
+       "indices:data/write/simulate/bulk*"),
     _p("delete", "indices:data/write/delete*", "indices:data/write/bulk*"),
     _p("write", "indices:data/write/*", "indices:admin/mapping/auto_put"),
     _p("monitor", "indices:monitor/*"),
@@ -178,10 +181,13 @@ INDEX: dict[str, Privilege] = {p.name: p for p in [
     _p("create_index", "indices:admin/create", "indices:admin/auto_create", "indices:admin/data_stream/create"),
     _p("delete_index", "indices:admin/delete", "indices:admin/data_stream/delete"),
     _p("view_index_metadata", "indices:admin/aliases/get", "indices:admin/get", "indices:admin/mappings/fields/get*",
-       "indices:admin/mappings/get", "indices:admin/shards/search_shards", "indices:admin/validate/query*",
-       "indices:monitor/settings/get", "indices:admin/ilm/explain", "indices:admin/data_stream/get",
-       "indices:admin/resolve/index", "indices:data/read/field_caps*", "indices:data/read/xpack/rollup/get/index/caps*",
-       "indices:monitor/transform/checkpoint*"),
+       "indices:admin/mappings/get", "indices:admin/shards/search_shards", "indices:admin/search/search_shards",
+       "indices:admin/validate/query*", "indices:monitor/settings/get", "indices:admin/ilm/explain",
+       "indices:admin/data_stream/lifecycle/get", "indices:admin/data_stream/lifecycle/explain",
+       "indices:admin/data_stream/get", "indices:admin/resolve/index", "indices:admin/resolve/cluster",
+       "indices:data/read/field_caps*", "indices:data/read/xpack/rollup/get/index/caps*",
+       "indices:monitor/transform/checkpoint*", "indices:monitor/get/metering/stats",
+       "indices:admin/get/metering/stats"),
     _p("manage_follow_index", "indices:admin/xpack/ccr/put_follow", "indices:admin/xpack/ccr/unfollow",
        "indices:admin/close*", "indices:admin/data_stream/promote", "indices:admin/rollover"),
     _p("manage_leader_index", "indices:admin/xpack/ccr/forget_follower*"),
@@ -190,6 +196,13 @@ INDEX: dict[str, Privilege] = {p.name: p for p in [
     _p("maintenance", "indices:admin/refresh*", "indices:admin/flush*", "indices:admin/synced_flush",
        "indices:admin/forcemerge*"),
     _p("auto_configure", "indices:admin/mapping/auto_put", "indices:admin/auto_create"),
+    _p("cross_cluster_replication", "indices:data/read/xpack/ccr/shard_changes*", "indices:monitor/stats*",
+       "indices:admin/seq_no/add_retention_lease*", "indices:admin/seq_no/remove_retention_lease*",
+       "indices:admin/seq_no/renew_retention_lease*"),
+    _p("cross_cluster_replication_internal", "indices:internal/admin/ccr/restore/session/clear*",
+       "indices:internal/admin/ccr/restore/file_chunk/get*", "indices:internal/admin/ccr/restore/session/put*",
+       "internal:transport/proxy/indices:internal/admin/ccr/restore/session/clear*",
+       "internal:transport/proxy/indices:internal/admin/ccr/restore/file_chunk/get*"),
 ]}
 
 
