@@ -12,12 +12,15 @@ from invoke import task
     "port": "port to listen on (default 9200)",
     "state_file": "keep the sandbox's state in this JSON file so it survives a restart",
     "version": "Elasticsearch version reported by GET / (default 9.1.0)",
-})
-def sandbox(c, port=9200, state_file=None, version=None):
+    "api_key": "require authentication: this bootstrap key (repeatable) acts as the superuser and can create "
+               "restricted keys (POST /_security/api_key); without it the sandbox is open",
+}, iterable=["api_key"])
+def sandbox(c, port=9200, state_file=None, version=None, api_key=None):
     """Run the local Elasticsearch 9.x stand-in on 127.0.0.1 (for tests and the offline quick start)."""
     from sandbox.server import main
 
     argv = ["--port", str(port)] + (["--state-file", state_file] if state_file else [])
+    argv += [arg for key in api_key or [] for arg in ("--api-key", key)]
     main(argv + (["--version", version] if version else []))
 
 

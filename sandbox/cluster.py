@@ -27,6 +27,7 @@ class Cluster:
         from sandbox.indices.store import IndexStore
         from sandbox.inference.store import InferenceStore
         from sandbox.ml.store import MlStore
+        from sandbox.security.store import SecurityStore
 
         self.lock = threading.RLock()
         self.version = version
@@ -36,9 +37,10 @@ class Cluster:
         self.indices = IndexStore(self)
         self.ml = MlStore(self)
         self.inference = InferenceStore(self)
+        self.security = SecurityStore(self)
 
     def stores(self) -> dict[str, Any]:
-        return {"indices": self.indices, "ml": self.ml, "inference": self.inference}
+        return {"indices": self.indices, "ml": self.ml, "inference": self.inference, "security": self.security}
 
     def reset(self) -> None:
         with self.lock:

@@ -16,6 +16,7 @@ from sandbox.errors import EsError, IllegalArgument, ParseError
 ES_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
 _TRUE = {"true", "", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+SUBJECT_KEY = "sandbox.subject"
 
 
 @dataclass
@@ -50,6 +51,8 @@ class EsRequest:
         self.args = request.args
         self._data = request.get_data(cache=True)
         self._json: Any = ...
+        # the authenticated caller (sandbox/security/roles.Subject), None when the sandbox runs without security
+        self.subject: Any = request.environ.get(SUBJECT_KEY)
 
     def preparse(self) -> None:
         """Parse a JSON body before the cluster lock is taken, so that concurrent requests (definition parts of

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import importlib
 import json
 import logging
@@ -24,7 +25,10 @@ from werkzeug.wrappers import Request, Response
 from sandbox.cluster import DEFAULT_VERSION, Cluster
 from sandbox.errors import EsError, SecurityError, Unsupported
 from sandbox.faults import Faults, RequestLog
-from sandbox.http import ES_JSON, EsRequest, Reply, Route
+from sandbox.http import ES_JSON, SUBJECT_KEY, EsRequest, Reply, Route
+from sandbox.security import authz
+from sandbox.security.actions import action_for
+from sandbox.security.roles import Subject, superuser
 
 # Each module exposes ROUTES: list[Route]. The routing table is this list, nothing else.
 ROUTE_MODULES = (
@@ -35,6 +39,7 @@ ROUTE_MODULES = (
     "sandbox.search.api",
     "sandbox.ml.api",
     "sandbox.inference.api",
+    "sandbox.security.api",
 )
 
 # What ES answers for throttling and unavailability, used by injected faults.
@@ -212,25 +217,54 @@ class Sandbox:
                           "caused_by": {"type": "status_exception", "reason": problem}}, "status": 400}
         return self._json_response(request, body, 400)
 
+    @property
+    def secured(self) -> bool:
+        """Security is on when the sandbox was given credentials (like xpack.security.enabled on a real cluster)."""
+        return bool(self.api_keys or self.users)
+
     def _authenticate(self, request: Request) -> Response | None:
-        if not self.api_keys and not self.users:
+        """Find the caller (bootstrap superuser key or user, or a key created through the API) and keep it in the
+        WSGI environ for authorisation; None when authenticated (or security is off), else ES's 401."""
+        if not self.secured:
+            return None
+        subject = self._subject(request.headers.get("Authorization", ""))
+        if subject is not None:
+            request.environ[SUBJECT_KEY] = subject
             return None
         header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() == "apikey" and token in self.api_keys:
-            return None
-        if scheme.lower() == "basic" and self.users:
-            try:
-                user, _, password = base64.b64decode(token).decode().partition(":")
-            except ValueError:
-                user, password = "", ""
-            if self.users.get(user) == password:
-                return None
         reason = (f"missing authentication credentials for REST request [{request.path}]" if not header
                   else f"unable to authenticate with provided credentials for REST request [{request.path}]")
         challenge = {"WWW-Authenticate": 'Basic realm="security", charset="UTF-8", ApiKey'}
         error = SecurityError(reason, header={"WWW-Authenticate": [challenge["WWW-Authenticate"]]})
         return self._json_response(request, error.body(), 401, challenge)
+
+    def _subject(self, header: str) -> Subject | None:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "apikey":
+            if token in self.api_keys:
+                return superuser("elastic", api_key={"id": bootstrap_key_id(token), "name": "sandbox-bootstrap",
+                                                     "bootstrap": True})
+            with self.cluster.lock:
+                return self.cluster.security.authenticate(token)
+        if scheme.lower() == "basic" and self.users:
+            try:
+                user, _, password = base64.b64decode(token).decode().partition(":")
+            except ValueError:
+                return None
+            if user in self.users and self.users[user] == password:
+                return superuser(user)
+        return None
+
+    def _authorize(self, route: Route, es_request: EsRequest, params: dict[str, Any]) -> None:
+        """ES's authorisation of the route's action (sandbox/security/authz.py); a 403 raises."""
+        subject = es_request.subject
+        if subject is None or route.rule.startswith("/_sandbox"):
+            return
+        action = action_for(es_request.method, route.rule)
+        if action is None:  # every route is mapped (tests/test_sandbox_security.py checks it)
+            raise EsError(f"sandbox: no Elasticsearch action is mapped for [{es_request.method} {route.rule}]")
+        authz.authorize(self, subject, action, es_request, params)
 
     def _dispatch(self, request: Request) -> Response:
         try:
@@ -242,6 +276,7 @@ class Sandbox:
             es_request = EsRequest(request)  # reads the body outside the lock
             es_request.preparse()
             with self.cluster.lock:
+                self._authorize(route, es_request, params)
                 result = route.handler(self, es_request, **params)
             reply = result if isinstance(result, Reply) else Reply(result)
         except EsError as error:
@@ -260,6 +295,16 @@ class Sandbox:
         for key, value in (headers or {}).items():
             response.headers[key] = value
         return response
+
+
+def bootstrap_key_id(token: str) -> str:
+    """The id `_authenticate` shows for a bootstrap key: the id part of an encoded "id:secret" key, else a digest
+    (the secret itself is never shown)."""
+    try:
+        key_id, sep, _ = base64.b64decode(token, validate=True).decode().partition(":")
+    except ValueError:
+        key_id, sep = "", ""
+    return key_id if sep and key_id else hashlib.sha256(token.encode()).hexdigest()[:20]
 
 
 def _compatible_with(header: str | None) -> int | None:
@@ -302,7 +347,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=9200)
     parser.add_argument("--version", default=DEFAULT_VERSION, help="version reported by GET /")
     parser.add_argument("--state-file", help="keep state in this JSON file across restarts")
-    parser.add_argument("--api-key", action="append", default=[], help="require this API key (repeatable)")
+    parser.add_argument("--api-key", action="append", default=[], help="bootstrap superuser API key (repeatable)")
     args = parser.parse_args(argv)
     sandbox = Sandbox(version=args.version, api_keys=tuple(args.api_key), state_file=args.state_file)
     print(f"sandbox (Elasticsearch {args.version} stand-in) listening on http://{args.host}:{args.port}", flush=True)

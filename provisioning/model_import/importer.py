@@ -27,7 +27,7 @@ class Prepared:
     identity: dict[str, Any]
     key: str
     artifact: Artifact
-    cluster: str  # cluster uuid (journal scope)
+    cluster: str = ""  # journal scope: set by ensure_uploaded (journal_scope)
 
 
 def base_dir(resource: Any) -> Path | None:
@@ -55,6 +55,41 @@ def same_identity(record: dict[str, Any], identity: dict[str, Any]) -> bool:
     return comparable(record) == comparable(identity)
 
 
+def cluster_info(client: Any) -> dict[str, Any]:
+    """The cluster's version in GET /'s shape, read with privileges the stack's API key has (README: manage_ml).
+
+    GET / is `cluster:monitor/main`, granted only by `monitor`/`manage`/`all` (ES ClusterPrivilegeResolver). GET
+    _ml/info is `cluster:monitor/xpack/ml/info/get` (monitor_ml, inside manage_ml); its `native_code.version` is the
+    version of the ML native controller (TransportMlInfoAction: NativeController#getNativeCodeInfo), released in
+    lockstep with Elasticsearch. It is empty when the node answering runs no controller: only then GET / is asked.
+    """
+    native = (client.ml.info().body.get("native_code") or {}).get("version")
+    if native:
+        return {"version": {"number": str(native)}}
+    return client.info().body
+
+
+def journal_scope(ctx: Any) -> str:
+    """Which cluster the upload journal belongs to: the uuid of the ledger index (created by this tool, readable with
+    the stack's index privileges, unlike GET /'s cluster_uuid), so a journal is never reused on another cluster or
+    after the ledger was lost. The ledger is created first if needed (an apply holds its lock there anyway)."""
+    from elasticsearch import ApiError
+
+    from provisioning.ledger import LEDGER_INDEX
+
+    client = ctx.client
+    try:
+        ctx.ledger.ensure_index()
+        settings = client.indices.get_settings(index=LEDGER_INDEX, name="index.uuid").body
+    except ApiError:
+        return "unknown-cluster"
+    for index in settings.values():
+        uuid = (index.get("settings") or {}).get("index", {}).get("uuid")
+        if uuid:
+            return str(uuid)
+    return "unknown-cluster"
+
+
 def prepare(ctx: Any, resource: Any, *, deployments: int = 0) -> Prepared:
     """Trace (or reuse) the artifact and check the cluster can take it. No write to the cluster."""
     from provisioning.model_import import tracing  # lazy: tracing imports torch/eland.ml when it runs
@@ -64,7 +99,7 @@ def prepare(ctx: Any, resource: Any, *, deployments: int = 0) -> Prepared:
     problem = dep.capacity_problem(limits)
     if problem:
         raise ClusterError(problem + "; nothing was uploaded", resource=label, location=str(resource.source))
-    info = client.info().body
+    info = cluster_info(client)
     version = tracing.es_version(client, info)
     source = source_of(resource)
     identity = source.identity()
@@ -80,7 +115,7 @@ def prepare(ctx: Any, resource: Any, *, deployments: int = 0) -> Prepared:
     problem = dep.capacity_problem(limits, needed)
     if problem:
         raise ClusterError(problem + "; nothing was uploaded", resource=label, location=str(resource.source))
-    return Prepared(source, identity, key, artifact, str(info.get("cluster_uuid") or info.get("cluster_name")))
+    return Prepared(source, identity, key, artifact)
 
 
 def config_body(ctx: Any, prepared: Prepared) -> dict[str, Any]:
@@ -106,6 +141,7 @@ def ensure_uploaded(ctx: Any, resource: Any, prepared: Prepared) -> UploadReport
     overwrite a stored part, so re-sent parts are harmless); with another artifact it is deleted and restarted.
     """
     client, name, label = ctx.client, resource.name, resource.key
+    prepared.cluster = prepared.cluster or journal_scope(ctx)
     journal = Journal.for_model(ctx.options.cache_dir, prepared.cluster, name, prepared.artifact.sha256)
     status = definition_status(client, name)
     if status is not None:

@@ -10,6 +10,7 @@ from sandbox.documents import writes
 from sandbox.errors import ActionRequestValidation, EsError, IllegalArgument
 from sandbox.http import EsRequest, xcontent_token
 from sandbox.search import view
+from sandbox.security import authz
 
 ACTIONS = ("create", "delete", "index", "update")
 _PARAMS = {"_index", "_id", "routing", "require_alias", "op_type", "pipeline", "if_seq_no", "if_primary_term",
@@ -98,6 +99,7 @@ def execute(sb: Any, req: EsRequest, path_index: str | None = None) -> dict[str,
         try:
             if action in ("delete", "update") and doc_id is None:
                 raise ActionRequestValidation("id is missing")
+            authz.bulk_item(sb, req.subject, action, name)  # ES authorises each item: a 403 stays in its item
             # ES TransportBulkAction: every write but a delete auto-creates its missing index
             index = writes.target_index(sb, name, require_alias=require_alias, auto_create=action != "delete")
             if action in ("index", "create"):

@@ -20,6 +20,7 @@ from sandbox.search.execute import (
     total_hits,
 )
 from sandbox.search.source import source_spec_from_args
+from sandbox.security import authz
 
 # NodeFeature ids of behaviour implemented here (read by GET /_cluster/state, see cluster_api.py):
 # the reranker resolves aliases to their indices, and min_score applies to the normalised rerank score.
@@ -192,6 +193,7 @@ def msearch(sb: Any, req: EsRequest, index: str | None = None) -> dict[str, Any]
         args.update({k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in header.items()
                      if k in ("ignore_unavailable", "allow_no_indices", "expand_wildcards")})
         try:
+            target = authz.search_target(sb, req.subject, target, args)  # per search, as ES: a 403 in its response
             response = run_search(sb, target, body, args)
             response["status"] = 200
         except EsError as error:
