@@ -286,6 +286,9 @@ def validate_documents(documents: list[Document], *, complete: bool = True) -> t
                                 "dependency cycle: " + " -> ".join(f"{k} ({first[k].source})" for k in cycle),
                                 "remove one of these dependencies (depends_on or a reference in the spec)"))
 
+    from provisioning.es_validation import resource_problems  # late: its specification data loads on first use
+
     for resource in valid.values():
         problems += KINDS[resource.kind].validate(resource, valid)
+        problems += resource_problems(resource, valid)
     return resources, problems
