@@ -129,7 +129,7 @@ def _setting_value(out: _Out, name: str, node: dict[str, Any], value: Any, path:
         if number is not None and high is not None and number > high:
             out.add(path, f"{full} is {number}, above the maximum {high}",
                     f"Elasticsearch refuses {full} > {high}; use at most {high}")
-        elif number is not None and number < low and not (name in SCHEMA_LOWER_BOUNDS):
+        elif number is not None and number < low and name not in SCHEMA_LOWER_BOUNDS:
             out.add(path, f"{full} is {number}, below the minimum {low}", f"use at least {low}")
         return
     if node.get("type") == "Duration" and not isinstance(value, bool) and value is not None \
@@ -258,11 +258,13 @@ def _mapping_problems(out: _Out, mappings: dict[str, Any], analysis: dict[str, A
                 if key in params and isinstance(ref, str) and ref not in analyzers:
                     out.add(f"{fpath}.{key}", f"analyzer [{ref}] of field [{full}] is neither defined in "
                             "settings.analysis.analyzer nor built in",
-                            _hint(ref, analyzers, "known analyzers") + " (or define it under settings.analysis.analyzer)")
+                            _hint(ref, analyzers, "known analyzers")
+                            + " (or define it under settings.analysis.analyzer)")
             ref = body.get("normalizer")
             if "normalizer" in params and isinstance(ref, str) and ref not in normalizers:
                 out.add(f"{fpath}.normalizer", f"normalizer [{ref}] of field [{full}] is not defined",
-                        _hint(ref, normalizers, "known normalizers") + " (define it under settings.analysis.normalizer)")
+                        _hint(ref, normalizers, "known normalizers")
+                        + " (define it under settings.analysis.normalizer)")
             targets = body.get("copy_to")
             for i, target in enumerate(targets if isinstance(targets, list) else [targets] if targets else []):
                 copy_to.append((f"{fpath}.copy_to" + (f".{i}" if isinstance(targets, list) else ""), str(target)))
@@ -427,9 +429,9 @@ class _Search:
         items = item if isinstance(item, list) else [item]
         suffix = (lambda i: f"{path}.{i}") if isinstance(item, list) else (lambda i: path)
         for i, one in enumerate(items):
-            if key in ("field", "default_field") and type_text in ("Field", "string") and isinstance(one, str):
-                self.field(one, suffix(i))
-            elif key == "fields" and "Field" in type_text and isinstance(one, str):
+            names_field = (key in ("field", "default_field") and type_text in ("Field", "string")) \
+                or (key == "fields" and "Field" in type_text)
+            if names_field and isinstance(one, str):
                 self.field(one, suffix(i))
             elif "QueryContainer" in type_text:
                 self.query(one, suffix(i))

@@ -39,7 +39,8 @@ def _with_aliases(match: re.Match) -> str:
 
 
 def strip_comments(text: str) -> str:
-    text = re.sub(r"/\*\*((?:(?!\*/).)*)\*/(?:[ \t]*//[^\n]*)?(\s*)('?[\w.@]+'?)(\??:[^\n]*)", _with_aliases, text, flags=re.S)
+    documented_field = r"/\*\*((?:(?!\*/).)*)\*/(?:[ \t]*//[^\n]*)?(\s*)('?[\w.@]+'?)(\??:[^\n]*)"
+    text = re.sub(documented_field, _with_aliases, text, flags=re.S)
     text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
     return re.sub(r"^\s*//.*$|\s//.*$", "", text, flags=re.M)
 
