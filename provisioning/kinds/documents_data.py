@@ -101,7 +101,7 @@ def parse_documents(text: str, fmt: str) -> list[tuple[int, Any]]:
 
 def read_documents(path: Path, fmt: str) -> list[tuple[int, Any]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark is allowed, as in manifests
     except UnicodeDecodeError as exc:
         raise DataFileError(f"data file is not UTF-8 text ({exc.reason} at byte {exc.start})", None,
                             "save the file as UTF-8 JSON") from exc
