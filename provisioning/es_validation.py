@@ -132,8 +132,10 @@ def _setting_value(out: _Out, name: str, node: dict[str, Any], value: Any, path:
         elif number is not None and number < low and name not in SCHEMA_LOWER_BOUNDS:
             out.add(path, f"{full} is {number}, below the minimum {low}", f"use at least {low}")
         return
-    if node.get("type") == "Duration" and not isinstance(value, bool) and value is not None \
-            and not TIME_VALUE.match(str(value)) and name != "refresh_interval":
+    # strings of refresh_interval are checked by the kind's JSON Schema; a bare number has no unit either way
+    bad_number = isinstance(value, int) and not isinstance(value, bool) and value not in (-1, 0)
+    bad_text = isinstance(value, str) and not TIME_VALUE.match(value) and name != "refresh_interval"
+    if node.get("type") == "Duration" and (bad_number or bad_text):
         out.add(path, f"{full}: {value!r} is not a time value",
                 "write a number with a unit (nanos, micros, ms, s, m, h, d), e.g. 30s, or -1")
     if node.get("enum") and isinstance(value, str) and value not in node["enum"]:
@@ -342,7 +344,7 @@ def endpoint_problems(resource: Resource, resources: dict[str, Resource]) -> lis
     if model is not None and wanted and model.spec.get("task_type") != wanted:
         out.add("spec.service_settings.model_id",
                 f"a {task} endpoint needs a {wanted} model; {model.key} is declared with task type "
-                f"{model.spec.get('task_type')!r} ({model.source})",
+                f"{model.spec.get('task_type')!r} ({model.line_of('spec.task_type')})",
                 f"use a {wanted} model, or set the endpoint's task_type to the one matching the model's")
     return out.problems
 

@@ -203,12 +203,17 @@ class Renderer:
                                  "fix the name, or add it to the template (a top-level {% set %} or {% macro %})")
         context = self.variables.context()
         if name in ("env", "var", "environment") or (name in context and Path(file).resolve() != manifest):
-            importers = [a for a, (t, ctx) in _imports(manifest.read_text(encoding="utf-8")).items() if not ctx]
-            shown = display_path(file)
-            return self._problem(manifest, exc, f"undefined variable {name} in {shown}: the template was imported "
-                                 "without context, so it cannot see env, var or environment",
-                                 f"import it with context, e.g. {{% import \"{Path(file).name}\" as "
-                                 f"{importers[0] if importers else 's'} with context %}}")
+            # the mistake is the import line (in the manifest, or the template that imported this one)
+            here = Path(file).resolve()
+            importer, at = next(((f, n) for f, n in reversed(frames[:-1]) if Path(f).resolve() != here),
+                                (str(manifest), None))
+            text_of = Path(importer).read_text(encoding="utf-8") if Path(importer).is_file() else ""
+            alias = next((a for a, (t, ctx) in _imports(text_of).items()
+                          if not ctx and Path(t).name == Path(file).name), "s")
+            return Problem(display_path(importer), at,
+                           f"template {Path(file).name!r} is imported without context, so it cannot see {name} "
+                           f"(used at {display_path(file)}:{line})",
+                           f"import it with context: {{% import \"{Path(file).name}\" as {alias} with context %}}")
         expression = re.search(r"([\w.]*\b" + re.escape(name) + r")\b", code) if name else None
         if name and "has no attribute" in text and expression:
             message = f"undefined variable {name} ({expression.group(1)}: {text})"
