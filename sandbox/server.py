@@ -35,6 +35,7 @@ ROUTE_MODULES = (
     "sandbox.search.api",
     "sandbox.ml.api",
     "sandbox.inference.api",
+    "sandbox.preflight_api",  # read-only: _index_template/_simulate, _validate/query
 )
 
 # What ES answers for throttling and unavailability, used by injected faults.
