@@ -101,16 +101,46 @@ def parse_yaml_documents(text: str, file: str, to_line=lambda n: n) -> tuple[lis
                 continue
             documents.append(Document(file, value, to_line(node.start_mark.line + 1), lines))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
-        problems.append(Problem(file, to_line(mark.line + 1) if mark else None, f"YAML syntax error: {what}",
-                                "check indentation and quoting at this line (no tabs; quote values containing "
-                                "': ', ' #', or starting with a special character)"))
+        line, what, hint = _yaml_error_line(exc, text)
+        problems.append(Problem(file, to_line(line) if line else None, f"YAML syntax error: {what}", hint))
     except yaml.YAMLError as exc:
         problems.append(Problem(file, None, f"YAML error: {exc}", "check the file is valid YAML"))
     finally:
         loader.dispose()
     return documents, problems
+
+
+def _yaml_error_line(exc: yaml.MarkedYAMLError, text: str) -> tuple[int | None, str, str]:
+    """(1-based line, message, hint) of a YAML error at the line of the mistake, not where the parser noticed it:
+    an unclosed quote is reported where the quote opens (PyYAML's problem mark is the end of the file); an unclosed
+    `{`/`[` where it opens (the problem mark is the next line's key); a key missing its `:` on the line before the
+    one PyYAML names (it read both lines as one plain scalar)."""
+    mark = exc.problem_mark or exc.context_mark
+    what = " ".join(p for p in (exc.context, exc.problem) if p)
+    hint = ("check indentation and quoting at this line (no tabs; quote values containing ': ', ' #', or starting "
+            "with a special character)")
+    if mark is None:
+        return None, what, hint
+    lines = text.splitlines()
+    line = mark.line + 1
+    context = exc.context_mark.line + 1 if exc.context_mark else None
+    if context and "quoted scalar" in (exc.context or ""):
+        return context, what, "close the quote opened on this line"
+    if context and context < line and "flow" in (exc.context or ""):
+        opened = lines[context - 1] if context <= len(lines) else ""
+        if opened.count("{") > opened.count("}") or opened.count("[") > opened.count("]"):
+            return context, what, "close the { or [ opened on this line (or quote the value)"
+    if "mapping values are not allowed" in (exc.problem or "") and 1 < line <= len(lines):
+        current = lines[line - 1]
+        indent = len(current) - len(current.lstrip())
+        previous = next((n for n in range(line - 1, 0, -1) if lines[n - 1].strip()
+                         and not lines[n - 1].lstrip().startswith("#")), None)
+        if previous is not None:
+            before = lines[previous - 1]
+            same_level = len(before) - len(before.lstrip()) == indent
+            if same_level and ":" not in before and not before.lstrip().startswith(("-", "{", "[")):
+                return previous, what, "this key has no `:` (write `key: value`)"
+    return line, what, hint
 
 
 def _render_all(manifest_dir: str | Path, environment: str | None, variables: Mapping[str, str] | Iterable[str] | None,
