@@ -253,8 +253,9 @@ def validate_documents(documents: list[Document], *, complete: bool = True) -> t
             continue
         if resource.key in first:
             other = first[resource.key]
-            problems.append(Problem(resource.source.file, resource.source.line,
-                                    f"duplicate resource {resource.key} (also declared at {other.source})",
+            where = resource.line_of("name")  # the key that collides, not the document's kind: line
+            problems.append(Problem(where.file, where.line,
+                                    f"duplicate resource {resource.key} (also declared at {other.line_of('name')})",
                                     "give each resource a unique name, or remove one of the two"))
             continue
         first[resource.key] = resource
