@@ -202,7 +202,7 @@ def _analysis_problems(out: _Out, analysis: dict[str, Any], base: str) -> None:
                     out.add(ref_path, f"{section} [{name}] uses {ref_section} [{ref}], which is neither defined "
                             f"in settings.analysis.{ref_section} nor built in",
                             _hint(ref, defined[ref_section] | builtin(ref_section), f"known {ref_section}s")
-                            + f" (or define it under settings.analysis.{ref_section})")
+                            + f"; or define it under settings.analysis.{ref_section}")
 
 
 # ---- index: mappings ---------------------------------------------------------------------------------------
@@ -261,12 +261,12 @@ def _mapping_problems(out: _Out, mappings: dict[str, Any], analysis: dict[str, A
                     out.add(f"{fpath}.{key}", f"analyzer [{ref}] of field [{full}] is neither defined in "
                             "settings.analysis.analyzer nor built in",
                             _hint(ref, analyzers, "known analyzers")
-                            + " (or define it under settings.analysis.analyzer)")
+                            + "; or define it under settings.analysis.analyzer")
             ref = body.get("normalizer")
             if "normalizer" in params and isinstance(ref, str) and ref not in normalizers:
                 out.add(f"{fpath}.normalizer", f"normalizer [{ref}] of field [{full}] is not defined",
                         _hint(ref, normalizers, "known normalizers")
-                        + " (define it under settings.analysis.normalizer)")
+                        + "; or define it under settings.analysis.normalizer")
             targets = body.get("copy_to")
             for i, target in enumerate(targets if isinstance(targets, list) else [targets] if targets else []):
                 copy_to.append((f"{fpath}.copy_to" + (f".{i}" if isinstance(targets, list) else ""), str(target)))
@@ -279,7 +279,7 @@ def _mapping_problems(out: _Out, mappings: dict[str, Any], analysis: dict[str, A
             if target not in fields:
                 out.add(path, f"copy_to target [{target}] is not a declared field, and the mapping is dynamic: "
                         "strict (every document would be rejected)",
-                        _hint(target, fields, "declared fields") + f" (or declare {target})")
+                        _hint(target, fields, "declared fields") + f"; or declare {target}")
 
 
 def index_problems(resource: Resource) -> list[Problem]:
