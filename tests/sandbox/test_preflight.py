@@ -6,7 +6,9 @@ indices.validate_query/10_basic.yml (/work/shared/es-yaml-tests-next); refusals 
 
 from __future__ import annotations
 
+import io
 import re
+from pathlib import Path
 
 import pytest
 from elasticsearch import ApiError
@@ -115,3 +117,23 @@ def test_validate_query_checks_the_query_of_a_declared_check(es):
     assert good["valid"] is True
     bad = es.indices.validate_query(index="movies", explain=True, query={"mach": {"plot": "crime"}})
     assert bad["valid"] is False and "unknown query [mach] did you mean [match]?" in bad["error"]
+
+
+# ---- Elasticsearch's own YAML REST tests of these two APIs (es-yaml-tests-next, beside the checkout) ----------
+NEXT = (Path(__file__).parents[3] / "shared" / "es-yaml-tests-next" / "rest-api-spec" / "src"
+        / "yamlRestTest" / "resources" / "rest-api-spec" / "test")
+
+
+@pytest.mark.parametrize(("folder", "name_filter"), [
+    ("indices.validate_query", None),
+    # the other simulate_template tests need component templates, legacy templates or data streams, which the
+    # sandbox does not have
+    ("indices.simulate_template", "Simulate template without a template in the body"),
+])
+def test_the_yaml_rest_tests_of_these_apis_pass(folder, name_filter):
+    from tests.conformance import runner
+
+    if not (NEXT / folder).is_dir():
+        pytest.skip(f"{NEXT / folder} is absent")
+    summary = runner.run(NEXT / folder, name_filter=name_filter, out=io.StringIO())
+    assert summary.count("passed") >= 1 and summary.count("failed") == 0, summary.line
