@@ -29,7 +29,8 @@ spec:
         my_syn: {type: synonym, synonyms: ["tv, television"]}
         en_stem: {type: stemmer, language: english}
       analyzer:
-        my_text: {type: custom, tokenizer: standard, char_filter: [html_strip, amp], filter: [lowercase, my_syn, en_stem]}
+        my_text: {type: custom, tokenizer: standard, char_filter: [html_strip, amp],
+                  filter: [lowercase, my_syn, en_stem]}
         my_std: {type: standard, stopwords: _english_}
       normalizer:
         lc: {type: custom, filter: [lowercase]}
@@ -37,7 +38,8 @@ spec:
     dynamic: strict
     _source: {excludes: [vec]}
     properties:
-      title: {type: text, analyzer: my_text, search_analyzer: standard, copy_to: all, fields: {raw: {type: keyword, normalizer: lc, ignore_above: 256}}}
+      title: {type: text, analyzer: my_text, search_analyzer: standard, copy_to: all,
+              fields: {raw: {type: keyword, normalizer: lc, ignore_above: 256}}}
       all: {type: text}
       body: {type: semantic_text, inference_id: my-e5}
       vec: {type: dense_vector, dims: 384, index: true, similarity: cosine, index_options: {type: int8_hnsw}}
@@ -89,8 +91,10 @@ spec:
     retriever:
       rrf:
         retrievers:
-          - standard: {query: {bool: {must: [{match: {title: {query: tv, operator: and}}}], filter: [{term: {tags: a}}, {range: {published: {gte: now-1y}}}]}}}
-          - knn: {field: vec, query_vector_builder: {text_embedding: {model_id: my-e5, model_text: tv}}, k: 10, num_candidates: 50}
+          - standard: {query: {bool: {must: [{match: {title: {query: tv, operator: and}}}],
+                                      filter: [{term: {tags: a}}, {range: {published: {gte: now-1y}}}]}}}
+          - knn: {field: vec, query_vector_builder: {text_embedding: {model_id: my-e5, model_text: tv}}, k: 10,
+                  num_candidates: 50}
           - standard: {query: {semantic: {field: body, query: tv}}}
         rank_window_size: 50
     aggs: {by_tag: {terms: {field: tags}}}
