@@ -292,4 +292,19 @@ def validate_documents(documents: list[Document], *, complete: bool = True) -> t
     for resource in valid.values():
         problems += KINDS[resource.kind].validate(resource, valid)
         problems += resource_problems(resource, valid)
+    # a resource with a schema error still gets the specification checks, so that every problem is reported at
+    # once; a line that already has a problem keeps only the first (one mistake, one message)
+    taken = {(p.file, p.line) for p in problems}
+    for resource in resources:
+        if resource.key not in valid:
+            problems += [p for p in _spec_problems_of_invalid(resource, valid) if (p.file, p.line) not in taken]
     return resources, problems
+
+
+def _spec_problems_of_invalid(resource: Resource, valid: dict[str, Resource]) -> list[Problem]:
+    from provisioning.es_validation import resource_problems
+
+    try:
+        return resource_problems(resource, valid)
+    except (TypeError, AttributeError, KeyError, ValueError):  # a shape the schema already refused
+        return []

@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 import textwrap
 
+import pytest
+
+from provisioning.errors import ManifestError
 from provisioning.es_spec import spec
 from provisioning.es_validation import unresolved_references
 from provisioning.manifests import load_manifests
@@ -173,3 +176,23 @@ def test_the_specification_data_names_its_source():
     assert {"elasticsearch", "elser", "openai", "cohere", "hugging_face", "azureopenai", "googlevertexai",
             "mistral", "anthropic"} <= set(spec()["inference_services"])
     assert spec()["field_types"]["semantic_text"] and "text_similarity_reranker" in spec()["retrievers"]
+
+
+def test_every_problem_is_reported_at_once_even_in_a_resource_with_a_schema_error(tmp_path, monkeypatch):
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "index.yaml").write_text(textwrap.dedent("""\
+        kind: index
+        name: movies
+        spec:
+          settings: {number_of_shards: 2048}
+          mappings:
+            properties:
+              title: {type: text, analyser: english}
+              plot: {type: text, dims: 3}
+        """))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError) as caught:
+        load_manifests("manifests", env_file_dir=tmp_path)
+    shown = "\n".join(map(str, caught.value.problems))
+    # shards above 1024, the misspelling (schema), dims on text: one problem each
+    assert sorted(p.line for p in caught.value.problems) == [4, 7, 8], shown
