@@ -351,9 +351,10 @@ def endpoint_problems(resource: Resource, resources: dict[str, Resource]) -> lis
 
 # ---- checks: search bodies ------------------------------------------------------------------------------------
 class _Search:
-    def __init__(self, out: _Out, fields: dict[str, str] | None, index: str):
-        self.out, self.fields, self.index = out, fields, index
+    def __init__(self, out: _Out, fields: dict[str, str] | None, index: str, request: dict[str, Any]):
+        self.out, self.fields, self.index, self.request = out, fields, index, request
         self.classes = spec()["search_classes"]
+        self.compounds: list[tuple[str, Any]] = []  # enclosing compound retrievers: (name, rank_window_size)
 
     def field(self, name: Any, path: str) -> None:
         if self.fields is None or not isinstance(name, str):
@@ -387,7 +388,7 @@ class _Search:
             else:
                 self.object(entry["class"], value, qpath, f"[{name}] query")
 
-    def retriever(self, body: Any, path: str, top: dict[str, Any] | None = None) -> None:
+    def retriever(self, body: Any, path: str) -> None:
         if not isinstance(body, dict):
             return
         retrievers = spec()["retrievers"]
@@ -397,16 +398,38 @@ class _Search:
                 self.out.add(rpath, f"unknown retriever [{name}]", _hint(name, retrievers, "retrievers"))
                 continue
             cls = retrievers[name]["class"]
-            self.object(cls, value, rpath, f"[{name}] retriever")
-            if top is not None and isinstance(value, dict) and "rank_window_size" in self.classes[cls]["fields"]:
-                # CompoundRetrieverBuilder.validate: "[name] requires [rank_window_size: N] be greater than or
-                # equal to [size: M]" (the request's size; rank_window_size defaults to 10)
-                size, window = _as_int(top.get("size")), _as_int(value.get("rank_window_size"))
-                window = DEFAULT_RANK_WINDOW_SIZE if window is None else window
-                if size is not None and size > window:
-                    at = f"{rpath}.rank_window_size" if "rank_window_size" in value else "spec.request.size"
-                    self.out.add(at, f"[{name}] requires [rank_window_size: {window}] be greater than or equal to "
-                                 f"[size: {size}]", f"raise rank_window_size to at least {size}, or lower size")
+            compound = isinstance(value, dict) and "rank_window_size" in self.classes[cls]["fields"]
+            if compound:
+                self.window_rules(name, value, rpath)
+                self.compounds.append((name, value.get("rank_window_size", DEFAULT_RANK_WINDOW_SIZE)))
+            try:
+                self.object(cls, value, rpath, f"[{name}] retriever")
+            finally:
+                if compound:
+                    self.compounds.pop()
+
+    def window_rules(self, name: str, value: dict[str, Any], rpath: str) -> None:
+        """CompoundRetrieverBuilder.validate, for every compound retriever of the request (it recurses into its
+        inner retrievers): rank_window_size (default 10) >= the request's size, not negative, and not larger than
+        that of a compound sub-retriever."""
+        given = _as_int(value.get("rank_window_size"))
+        window = DEFAULT_RANK_WINDOW_SIZE if given is None else given
+        at = f"{rpath}.rank_window_size" if given is not None else rpath
+        size = _as_int(self.request.get("size"))
+        if size is not None and size > window:
+            self.out.add(at if given is not None else "spec.request.size",
+                         f"[{name}] requires [rank_window_size: {window}] be greater than or equal to [size: {size}]",
+                         f"raise rank_window_size to at least {size}, or lower size")
+        if window < 0:
+            self.out.add(at, f"[rank_window_size] parameter cannot be negative, found [{window}]",
+                         "use a positive rank_window_size")
+        if self.compounds:
+            parent, parent_window = self.compounds[-1]
+            parent_window = _as_int(parent_window)
+            if parent_window is not None and parent_window > window:
+                self.out.add(at, f"[{parent}] requires [rank_window_size: {parent_window}] to be smaller than or "
+                             f"equal to its sub retriever's {name} [rank_window_size: {window}]",
+                             f"raise this rank_window_size to at least {parent_window}, or lower the outer one")
 
     def object(self, cls: str, value: Any, path: str, what: str) -> None:
         info = self.classes.get(cls)
@@ -464,7 +487,7 @@ def check_problems(resource: Resource, resources: dict[str, Resource]) -> list[P
     index_name = resource.spec.get("index")
     target = _declared_index(index_name, resources)
     fields = declared_fields(target.spec.get("mappings") or {}) if target is not None else None
-    search = _Search(out, fields, str(index_name))
+    search = _Search(out, fields, str(index_name), request)
     if "query" in request:
         search.query(request["query"], "spec.request.query")
     if "post_filter" in request:
@@ -474,7 +497,7 @@ def check_problems(resource: Resource, resources: dict[str, Resource]) -> list[P
         if isinstance(retriever, dict) and len(retriever) != 1:
             out.add("spec.request.retriever", "a retriever must have exactly one key, the retriever name",
                     "e.g. `retriever: {standard: {query: ...}}`")
-        search.retriever(retriever, "spec.request.retriever", top=request)
+        search.retriever(retriever, "spec.request.retriever")
         if "query" in request:
             out.add("spec.request.query", "cannot specify [retriever] and [query]",
                     "put the query inside the retriever (standard: {query: ...})")

@@ -196,3 +196,25 @@ def test_every_problem_is_reported_at_once_even_in_a_resource_with_a_schema_erro
     shown = "\n".join(map(str, caught.value.problems))
     # shards above 1024, the misspelling (schema), dims on text: one problem each
     assert sorted(p.line for p in caught.value.problems) == [4, 7, 8], shown
+
+
+@pytest.mark.parametrize(("request_body", "line", "message"), [
+    # CompoundRetrieverBuilder.validate (elasticsearch server/.../search/retriever/CompoundRetrieverBuilder.java)
+    ("{size: 20, retriever: {rrf: {retrievers: [{standard: {query: {match_all: {}}}}]}}}", 5,
+     "[rrf] requires [rank_window_size: 10] be greater than or equal to [size: 20]"),
+    ("{retriever: {rrf: {rank_window_size: 50, retrievers: [{text_similarity_reranker: {rank_window_size: 20,\n"
+     "      retriever: {standard: {}}, field: plot, inference_text: x}}]}}}", 5,
+     "[rrf] requires [rank_window_size: 50] to be smaller than or equal to its sub retriever's "
+     "text_similarity_reranker [rank_window_size: 20]"),
+    ("{retriever: {text_similarity_reranker: {rank_window_size: -1, retriever: {standard: {}}, field: plot,\n"
+     "      inference_text: x}}}", 5, "[rank_window_size] parameter cannot be negative, found [-1]"),
+])
+def test_rank_window_rules_of_compound_retrievers(tmp_path, monkeypatch, request_body, line, message):
+    (tmp_path / "manifests").mkdir()
+    (tmp_path / "manifests" / "check.yaml").write_text(
+        "kind: check\nname: c\nspec:\n  index: somewhere\n  request: " + request_body + "\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError) as caught:
+        load_manifests("manifests", env_file_dir=tmp_path)
+    assert any(p.line == line and message in p.message for p in caught.value.problems), \
+        "\n".join(map(str, caught.value.problems))
