@@ -586,3 +586,10 @@ def unresolved_problem(ref: Reference) -> Problem:
     return Problem(where.file, where.line, f"{resource.key}: {path.rpartition('.')[2]} {name!r} names a "
                    f"{noun.get(kind, kind)} that is neither declared in the manifests nor present in the cluster",
                    f"declare {kind}/{name} in the manifests, create it in the cluster, or fix the name")
+
+
+def missing_in_cluster(refs: list[Reference], live_names: dict[str, Any]) -> list[Problem]:
+    """Problems for the unresolved references the cluster does not have either. `live_names` by kind: "index"
+    (index and alias names), "trained_model" (model ids), "inference_endpoint" (inference ids), from the planner's
+    batched reads. A kind absent from `live_names` was not read: its references are not judged."""
+    return [unresolved_problem(ref) for ref in refs if ref[2] in live_names and ref[3] not in set(live_names[ref[2]])]

@@ -181,3 +181,18 @@ def test_invoke_plan_refuses_a_reference_the_cluster_does_not_have(case, stack, 
     assert caught.value.code not in (0, 2, None), message
     assert f"{expected['file']}:{expected['line']}" in message and expected["reference"]["name"] in message
     assert [e for e in sandbox.log.entries(seq) if e["write"]] == []
+
+
+@pytest.mark.parametrize("case", cases("plan"))
+def test_missing_in_cluster_reports_the_reference_at_its_line_only_when_the_cluster_lacks_it(case, stack):
+    from provisioning.es_validation import missing_in_cluster
+
+    root, expected = stack(case)
+    refs = unresolved_references(load(root, expected))
+    kind, name = expected["reference"]["kind"], expected["reference"]["name"]
+    [problem] = missing_in_cluster(refs, {kind: {"something-else"}})
+    assert (problem.file, problem.line) == (expected["file"], expected["line"])
+    assert name in problem.message and "neither declared in the manifests nor present in the cluster" in \
+        problem.message and problem.hint
+    assert missing_in_cluster(refs, {kind: {name}}) == []
+    assert missing_in_cluster(refs, {}) == []
