@@ -10,6 +10,7 @@ templates come from `templates/` beside the manifests folder.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +20,8 @@ import yaml
 
 from provisioning.errors import ManifestError, Problem
 from provisioning.model import Resource
-from provisioning.rendering import Rendered, Renderer, display_path, manifest_files
-from provisioning.variables import load_variables
+from provisioning.rendering import MANIFEST_LIKE, Rendered, Renderer, display_path, manifest_files, stray_files
+from provisioning.variables import environment_problems, load_variables
 
 __all__ = ["load_manifests", "render_manifests", "Document", "parse_yaml_documents"]
 
@@ -100,16 +101,46 @@ def parse_yaml_documents(text: str, file: str, to_line=lambda n: n) -> tuple[lis
                 continue
             documents.append(Document(file, value, to_line(node.start_mark.line + 1), lines))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        what = " ".join(p for p in (exc.context, exc.problem) if p)
-        problems.append(Problem(file, to_line(mark.line + 1) if mark else None, f"YAML syntax error: {what}",
-                                "check indentation and quoting at this line (no tabs; quote values containing "
-                                "': ', ' #', or starting with a special character)"))
+        line, what, hint = _yaml_error_line(exc, text)
+        problems.append(Problem(file, to_line(line) if line else None, f"YAML syntax error: {what}", hint))
     except yaml.YAMLError as exc:
         problems.append(Problem(file, None, f"YAML error: {exc}", "check the file is valid YAML"))
     finally:
         loader.dispose()
     return documents, problems
+
+
+def _yaml_error_line(exc: yaml.MarkedYAMLError, text: str) -> tuple[int | None, str, str]:
+    """(1-based line, message, hint) of a YAML error at the line of the mistake, not where the parser noticed it:
+    an unclosed quote is reported where the quote opens (PyYAML's problem mark is the end of the file); an unclosed
+    `{`/`[` where it opens (the problem mark is the next line's key); a key missing its `:` on the line before the
+    one PyYAML names (it read both lines as one plain scalar)."""
+    mark = exc.problem_mark or exc.context_mark
+    what = " ".join(p for p in (exc.context, exc.problem) if p)
+    hint = ("check indentation and quoting at this line (no tabs; quote values containing ': ', ' #', or starting "
+            "with a special character)")
+    if mark is None:
+        return None, what, hint
+    lines = text.splitlines()
+    line = mark.line + 1
+    context = exc.context_mark.line + 1 if exc.context_mark else None
+    if context and "quoted scalar" in (exc.context or ""):
+        return context, what, "close the quote opened on this line"
+    if context and context < line and "flow" in (exc.context or ""):
+        opened = lines[context - 1] if context <= len(lines) else ""
+        if opened.count("{") > opened.count("}") or opened.count("[") > opened.count("]"):
+            return context, what, "close the { or [ opened on this line (or quote the value)"
+    if "mapping values are not allowed" in (exc.problem or "") and 1 < line <= len(lines):
+        current = lines[line - 1]
+        indent = len(current) - len(current.lstrip())
+        previous = next((n for n in range(line - 1, 0, -1) if lines[n - 1].strip()
+                         and not lines[n - 1].lstrip().startswith("#")), None)
+        if previous is not None:
+            before = lines[previous - 1]
+            same_level = len(before) - len(before.lstrip()) == indent
+            if same_level and ":" not in before and not before.lstrip().startswith(("-", "{", "[")):
+                return previous, what, "this key has no `:` (write `key: value`)"
+    return line, what, hint
 
 
 def _render_all(manifest_dir: str | Path, environment: str | None, variables: Mapping[str, str] | Iterable[str] | None,
@@ -121,9 +152,12 @@ def _render_all(manifest_dir: str | Path, environment: str | None, variables: Ma
     files = manifest_files(folder)
     if not files:
         return [], [Problem(display_path(folder), None, "no manifest files (*.yaml, *.yaml.j2) in this folder",
-                            "add manifests or pass the right folder")], 1
-    values = load_variables(env_file_dir if env_file_dir is not None else folder.resolve().parent, environment,
-                            variables)
+                                    "add manifests or pass the right folder")], 1
+    env_dir = env_file_dir if env_file_dir is not None else folder.resolve().parent
+    undeclared = environment_problems(environment, env_dir, folder.resolve().parent)
+    if undeclared:
+        return [], undeclared, 1
+    values = load_variables(env_dir, environment, variables)
     renderer = Renderer(folder, values)
     rendered, problems, failed = [], [], 0
     for path in files:
@@ -137,7 +171,36 @@ def _render_all(manifest_dir: str | Path, environment: str | None, variables: Ma
             failed += 1
         else:
             rendered.append(result)
-    return rendered, problems, failed
+    return rendered, _merge_template_problems(problems), failed
+
+
+_USED_BY = re.compile(r" \(in a template (?:included from|used by) ([^)]+)\)$")
+
+
+def _merge_template_problems(problems: list[Problem]) -> list[Problem]:
+    """One problem in a shared template, reached from several manifests, is reported once, naming them all."""
+    merged: dict[tuple, list[str]] = {}
+    order: list[tuple] = []
+    for problem in problems:
+        match = _USED_BY.search(problem.message)
+        base = problem.message[:match.start()] if match else problem.message
+        key = (problem.file, problem.line, base, problem.hint)
+        if key not in merged:
+            merged[key] = []
+            order.append(key)
+        if match:
+            merged[key].append(match.group(1))
+    out = []
+    for key in order:
+        file, line, base, hint = key
+        users = merged[key]
+        suffix = f" (in a template used by {', '.join(users)})" if users else ""
+        if len(users) == 1:
+            original = next(p for p in problems if p.file == file and p.line == line and p.message.startswith(base))
+            out.append(original)
+        else:
+            out.append(Problem(file, line, base + suffix, hint))
+    return out
 
 
 def render_manifests(manifest_dir: str | Path, *, environment: str | None = None,
@@ -170,9 +233,26 @@ def load_manifests(manifest_dir: str | Path, *, environment: str | None = None,
         failed += any(p.message.startswith("YAML") for p in found)  # the stream stopped: declarations may be missing
     resources, found = validate_documents(documents, complete=not failed)
     problems += found
+    if Path(manifest_dir).is_dir():
+        problems += _stray_problems(Path(manifest_dir), resources, complete=not failed)
     if problems:
         raise ManifestError(_ordered(problems))
     return resources
+
+
+def _stray_problems(folder: Path, resources: list[Resource], *, complete: bool) -> list[Problem]:
+    """Files in the manifests folder that would be silently ignored. A data file there is fine when a documents
+    resource reads it (its `source`); while some manifest is broken, only manifest-like names are reported."""
+    from provisioning.kinds.documents_data import is_url, resolve_source
+
+    used = {Path(resolve_source(r)).resolve() for r in resources
+            if r.kind == "documents" and isinstance(r.spec.get("source"), str) and not is_url(r.spec["source"])}
+    problems = []
+    for path, problem in stray_files(folder):
+        if path.resolve() in used or not (complete or MANIFEST_LIKE in problem.message):
+            continue
+        problems.append(problem)
+    return problems
 
 
 def _ordered(problems: list[Problem]) -> list[Problem]:

@@ -34,6 +34,36 @@ def manifest_files(manifest_dir: str | Path) -> list[Path]:
                   key=lambda p: p.name)
 
 
+# files a manifests folder may hold beside manifests (never read): documentation (*.md, *.txt, *.rst, README) and
+# hidden files;
+# data files live in subfolders (the example stack's manifests/data/), which are not scanned
+IGNORED_NAMES = re.compile(r"^(\..*|README|LICENSE|.*\.(md|txt|rst))$", re.IGNORECASE)
+
+
+MANIFEST_LIKE = "a manifest-like name"
+
+
+def stray_files(manifest_dir: str | Path) -> list[tuple[Path, Problem]]:
+    """Files directly in the manifests folder that would be silently ignored because of their name."""
+    folder = Path(manifest_dir)
+    problems = []
+    for path in sorted(p for p in folder.iterdir() if p.is_file()):
+        if path.name.endswith(MANIFEST_SUFFIXES) or IGNORED_NAMES.match(path.name):
+            continue
+        lower = path.name.lower()
+        names = ", ".join("*" + s for s in MANIFEST_SUFFIXES)
+        if lower.endswith(MANIFEST_SUFFIXES):
+            message, hint = MANIFEST_LIKE, f"rename it with a lower-case extension ({names})"
+        elif re.search(r"\.(j2|jinja2?|tmpl|tpl)$", lower) or "yaml" in lower or "yml" in lower:
+            message, hint = MANIFEST_LIKE, f"manifests must be named {names}"
+        else:
+            message = "not a manifest, and no documents resource reads it"
+            hint = (f"name it {names} if it is a manifest; a data file belongs in a subfolder such as "
+                    "manifests/data/ (a documents `source` is relative to its manifest), or out of manifests/")
+        problems.append((path, Problem(display_path(path), None, f"{path.name} would be ignored: {message}", hint)))
+    return problems
+
+
 @dataclass
 class Rendered:
     path: Path  # the manifest file
@@ -103,6 +133,15 @@ def _undefined_hint(name: str | None, variables: Variables) -> str:
     return f"define {name} in {files} or the environment, or pass --var {name}=..."
 
 
+_IMPORT = re.compile(r"""\{%-?\s*(?:import\s+["']([^"']+)["']\s+as\s+(\w+)|from\s+["']([^"']+)["']\s+import)"""
+                     r"""([^%]*?)(\bwith\s+context)?\s*-?%\}""")
+
+
+def _imports(source: str) -> dict[str, tuple[str, bool]]:
+    """alias -> (template name, imported with context) for every `{% import "x" as alias [with context] %}`."""
+    return {m.group(2): (m.group(1), bool(m.group(5))) for m in _IMPORT.finditer(source) if m.group(1)}
+
+
 class Renderer:
     """One Jinja environment over the manifests folder and the project's templates/ (its sibling folder)."""
 
@@ -134,19 +173,69 @@ class Renderer:
             return None, [self._problem(path, exc, f"template {exc.name!r} not found",
                                         f"templates are looked up in {', '.join(map(display_path, self.search))}")]
         except jinja2.UndefinedError as exc:
-            name = _undefined_name(exc.message or "")
-            message = f"undefined variable {name} ({exc.message})" if name else f"undefined: {exc.message}"
-            return None, [self._problem(path, exc, message, _undefined_hint(name, self.variables))]
+            return None, [self._undefined(path, exc)]
         except Exception as exc:  # a template expression failed (e.g. a filter on a wrong type): the user's input
             return None, [self._problem(path, exc, f"template error: {type(exc).__name__}: {exc}",
                                         "fix the template expression at this line")]
         return Rendered(path, text, line_map(source, text)), []
 
+    def _frames(self, exc: Exception) -> list[tuple[str, int]]:
+        return [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)
+                if f.filename and any(f.filename.startswith(s + os.sep) for s in self.search)]
+
+    def _undefined(self, manifest: Path, exc: jinja2.UndefinedError) -> Problem:
+        """An undefined name, told apart: a missing attribute or macro of an imported template (name the template,
+        what it lacks and what it has), a template imported without context reading the context, a variable."""
+        text = exc.message or ""
+        name = _undefined_name(text)
+        frames = self._frames(exc)
+        file, line = frames[-1] if frames else (str(manifest), None)
+        source = Path(file).read_text(encoding="utf-8") if Path(file).is_file() else ""
+        code = source.splitlines()[line - 1] if line and line <= len(source.splitlines()) else ""
+        if "TemplateModule" in text and name:
+            # `alias.name` where alias is an imported template: the template lacks `name`
+            alias = next((a for a in re.findall(r"(\w+)\s*\.\s*" + re.escape(name) + r"\b", code)), None)
+            template, with_context = _imports(source).get(alias, (None, False)) if alias else (None, False)
+            what = f"template {template!r}" if template else "the imported template"
+            has = self._exports(template, with_context)
+            return self._problem(manifest, exc, f"{what} (imported as {alias or '?'}) has no attribute or macro "
+                                 f"{name!r}", f"it defines: {', '.join(has) if has else 'nothing exported'}; "
+                                 "fix the name, or add it to the template (a top-level {% set %} or {% macro %})")
+        context = self.variables.context()
+        if name in ("env", "var", "environment") or (name in context and Path(file).resolve() != manifest):
+            # the mistake is the import line (in the manifest, or the template that imported this one)
+            here = Path(file).resolve()
+            importer, at = next(((f, n) for f, n in reversed(frames[:-1]) if Path(f).resolve() != here),
+                                (str(manifest), None))
+            text_of = Path(importer).read_text(encoding="utf-8") if Path(importer).is_file() else ""
+            alias = next((a for a, (t, ctx) in _imports(text_of).items()
+                          if not ctx and Path(t).name == Path(file).name), "s")
+            return Problem(display_path(importer), at,
+                           f"template {Path(file).name!r} is imported without context, so it cannot see {name} "
+                           f"(used at {display_path(file)}:{line})",
+                           f"import it with context: {{% import \"{Path(file).name}\" as {alias} with context %}}")
+        expression = re.search(r"([\w.]*\b" + re.escape(name) + r")\b", code) if name else None
+        if name and "has no attribute" in text and expression:
+            message = f"undefined variable {name} ({expression.group(1)}: {text})"
+        else:
+            message = f"undefined variable {name} ({text})" if name else f"undefined: {text}"
+        return self._problem(manifest, exc, message, _undefined_hint(name, self.variables))
+
+    def _exports(self, template: str | None, with_context: bool) -> list[str]:
+        """The top-level names (set/macro) an imported template exports, found without rendering it again."""
+        if not template:
+            return []
+        try:
+            source = self.env.loader.get_source(self.env, template)[0]
+        except Exception:  # noqa: BLE001 - only a hint: a template that cannot be read has nothing to list
+            return []
+        names = re.findall(r"\{%-?\s*(?:set\s+(\w+)\s*=|macro\s+(\w+)\s*\()", source)
+        return sorted({a or b for a, b in names if not (a or b).startswith("_")})
+
     def _problem(self, manifest: Path, exc: Exception, message: str, hint: str) -> Problem:
         """The innermost template location (an included template's own file and line), naming the manifest line
         that included it. Jinja rewrites tracebacks so that template frames carry the template file and line."""
-        frames = [(f.filename, f.lineno) for f in traceback.extract_tb(exc.__traceback__)
-                  if f.filename and any(f.filename.startswith(s + os.sep) for s in self.search)]
+        frames = self._frames(exc)
         if isinstance(exc, jinja2.TemplateSyntaxError) and exc.filename:
             frames.append((exc.filename, exc.lineno))
         manifest_frames = [fr for fr in frames if Path(fr[0]).resolve() == manifest]

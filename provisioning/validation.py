@@ -253,8 +253,9 @@ def validate_documents(documents: list[Document], *, complete: bool = True) -> t
             continue
         if resource.key in first:
             other = first[resource.key]
-            problems.append(Problem(resource.source.file, resource.source.line,
-                                    f"duplicate resource {resource.key} (also declared at {other.source})",
+            where = resource.line_of("name")  # the key that collides, not the document's kind: line
+            problems.append(Problem(where.file, where.line,
+                                    f"duplicate resource {resource.key} (also declared at {other.line_of('name')})",
                                     "give each resource a unique name, or remove one of the two"))
             continue
         first[resource.key] = resource
@@ -286,6 +287,24 @@ def validate_documents(documents: list[Document], *, complete: bool = True) -> t
                                 "dependency cycle: " + " -> ".join(f"{k} ({first[k].source})" for k in cycle),
                                 "remove one of these dependencies (depends_on or a reference in the spec)"))
 
+    from provisioning.es_validation import resource_problems  # late: its specification data loads on first use
+
     for resource in valid.values():
         problems += DECLARATIONS[resource.kind].validate(resource, valid)
+        problems += resource_problems(resource, valid)
+    # a resource with a schema error still gets the specification checks, so that every problem is reported at
+    # once; a line that already has a problem keeps only the first (one mistake, one message)
+    taken = {(p.file, p.line) for p in problems}
+    for resource in resources:
+        if resource.key not in valid:
+            problems += [p for p in _spec_problems_of_invalid(resource, valid) if (p.file, p.line) not in taken]
     return resources, problems
+
+
+def _spec_problems_of_invalid(resource: Resource, valid: dict[str, Resource]) -> list[Problem]:
+    from provisioning.es_validation import resource_problems
+
+    try:
+        return resource_problems(resource, valid)
+    except (TypeError, AttributeError, KeyError, ValueError):  # a shape the schema already refused
+        return []

@@ -60,3 +60,21 @@ def load_variables(env_file_dir: str | Path, environment: str | None = None,
         var = parse_var_options(variables)
     # sorted so that a template iterating over env/var renders the same whatever the insertion order
     return Variables(env=dict(sorted(merged.items())), var=dict(sorted(var.items())), environment=environment)
+
+
+def environment_problems(environment: str | None, *folders: str | Path) -> list[Problem]:
+    """`--env NAME` must name a declared environment: `.env.NAME` (local values, git-ignored) or a committed
+    `.env.NAME.example` (declares it; in CI its values come from real environment variables) in one of `folders`
+    (the env file folder, the project root). Otherwise a typo (`--env prodution`) would silently render defaults."""
+    if not environment or environment == DEFAULT_ENVIRONMENT:
+        return []
+    for folder in folders:
+        if any((Path(folder) / f".env.{environment}{suffix}").is_file() for suffix in ("", ".example")):
+            return []
+    declared = sorted({p.name[len(".env."):].removesuffix(".example") for folder in folders
+                       for p in Path(folder).glob(".env.*") if p.name != ".env.example"})
+    shown = ", ".join(declared) or "none"
+    return [Problem(f"--env {environment}", None, f"environment {environment!r} is not declared (no .env.{environment} "
+                    f"or .env.{environment}.example)",
+                    f"declared environments: {shown}; create .env.{environment} for local values, or commit "
+                    f".env.{environment}.example to declare it (values then come from the real environment)")]

@@ -40,6 +40,7 @@ ROUTE_MODULES = (
     "sandbox.ml.api",
     "sandbox.inference.api",
     "sandbox.security.api",
+    "sandbox.preflight_api",  # read-only: _index_template/_simulate, _validate/query
 )
 
 # What ES answers for throttling and unavailability, used by injected faults.

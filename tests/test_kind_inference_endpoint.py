@@ -75,7 +75,9 @@ def test_validate_rerank_needs_a_text_similarity_model():
     resource = endpoint(service_settings={"model_id": "tiny-model", "num_allocations": 1,
                                           "adaptive_allocations": {"enabled": True}})
     resource.lines = {"spec.service_settings.model_id": 9}
-    problems = KIND.validate(resource, {model.key: model})
+    from provisioning.es_validation import resource_problems  # the model/task fit rule lives there (issue 10)
+
+    problems = KIND.validate(resource, {model.key: model}) + resource_problems(resource, {model.key: model})
     messages = [p.message for p in problems]
     assert any("needs a text_similarity model" in m and "text_embedding" in m for m in messages)
     assert any("num_threads is required" in m for m in messages)

@@ -115,7 +115,7 @@ def parse_documents(text: str, fmt: str) -> list[tuple[int, Any]]:
 
 def read_documents(path: Path, fmt: str) -> list[tuple[int, Any]]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte order mark is allowed, as in manifests
     except UnicodeDecodeError as exc:
         raise DataFileError(f"data file is not UTF-8 text ({exc.reason} at byte {exc.start})", None,
                             "save the file as UTF-8 JSON") from exc
@@ -207,6 +207,27 @@ def mapping_errors(doc: dict[str, Any], properties: dict[str, Any], dynamic: Any
     return errors
 
 
+def _key_line(path: Path, doc_line: int, error: str) -> int:
+    """The line of the offending key inside a multi-line document (a pretty-printed JSON array), else the
+    document's own line: the first `"key":` at or after the document's start, before the next document."""
+    match = re.match(r"field '([^']+)'", error)
+    if not match:
+        return doc_line
+    key = match.group(1).rpartition(".")[2]
+    try:
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return doc_line
+    pattern = re.compile(r'"' + re.escape(key) + r'"\s*:')
+    for number in range(doc_line, len(lines) + 1):
+        text = lines[number - 1]
+        if number > doc_line and re.match(r"\s*\},?\s*$|\s*\{\s*$", text):
+            break  # the document ended: keep its own line
+        if pattern.search(text):
+            return number
+    return doc_line
+
+
 def check_documents(resource: Resource, resources: dict[str, Resource]) -> list[Problem]:
     """Load-time checks of a documents resource's data (skipped for URLs: nothing touches the network here)."""
     spec = resource.spec
@@ -247,7 +268,7 @@ def check_documents(resource: Resource, resources: dict[str, Resource]) -> list[
             seen[str(doc_id)] = line
         if index:
             for error in mapping_errors(doc, mappings.get("properties") or {}, mappings.get("dynamic", True)):
-                problems.append(Problem(shown, line, error,
+                problems.append(Problem(shown, _key_line(path, line, error) if fmt == "json" else line, error,
                                         f"fix the document or the mapping of {index.key} at "
                                         f"{index.line_of('spec.mappings')}"))
     if len(problems) > MAX_PROBLEMS_PER_FILE:

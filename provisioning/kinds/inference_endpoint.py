@@ -89,13 +89,6 @@ class InferenceEndpointKind:
             if adaptive.get("enabled") and "num_allocations" in settings:
                 problem("spec.service_settings", "num_allocations and adaptive_allocations exclude each other",
                         "ES rejects the request yet creates the endpoint (elasticsearch#137127)")
-            model = resources.get(f"trained_model/{settings.get('model_id')}")
-            if model is not None and spec.get("task_type") == "rerank" \
-                    and model.spec.get("task_type") != "text_similarity":
-                problem("spec.service_settings.model_id",
-                        f"a rerank endpoint needs a text_similarity model; {model.key} is declared with task "
-                        f"type {model.spec.get('task_type')!r} ({model.source})",
-                        "set the model's task_type to text_similarity (a cross-encoder)")
             if f"trained_model/{resource.name}" in resources:
                 problem("name", "an inference id must differ from every trained model id (ES: Inference endpoint "
                                 "IDs must be unique)", "e.g. name the endpoint after its use, not the model")

@@ -70,24 +70,12 @@ def cluster_info(client: Any) -> dict[str, Any]:
 
 
 def journal_scope(ctx: Any) -> str:
-    """Which cluster the upload journal belongs to: the uuid of the ledger index (created by this tool, readable with
-    the stack's index privileges, unlike GET /'s cluster_uuid), so a journal is never reused on another cluster or
-    after the ledger was lost. The ledger is created first if needed (an apply holds its lock there anyway)."""
-    from elasticsearch import ApiError
-
-    from provisioning.ledger import LEDGER_INDEX
-
-    client = ctx.client
-    try:
+    """Which cluster the upload journal belongs to: the ledger's random id (provisioning/ledger.py; read by every
+    plan and written with the ledger, which an apply holds its lock in), so a journal is never reused on another
+    cluster or after the ledger was lost. GET /'s cluster_uuid would need the `monitor` privilege."""
+    if not ctx.ledger.identity:
         ctx.ledger.ensure_index()
-        settings = client.indices.get_settings(index=LEDGER_INDEX, name="index.uuid").body
-    except ApiError:
-        return "unknown-cluster"
-    for index in settings.values():
-        uuid = (index.get("settings") or {}).get("index", {}).get("uuid")
-        if uuid:
-            return str(uuid)
-    return "unknown-cluster"
+    return ctx.ledger.identity or "unknown-cluster"
 
 
 def prepare(ctx: Any, resource: Any, *, deployments: int = 0) -> Prepared:
