@@ -582,8 +582,9 @@ def unresolved_references(resources: list[Resource]) -> list[Reference]:
 def unresolved_problem(ref: Reference) -> Problem:
     """The Problem to report for a reference the cluster does not have either."""
     resource, path, kind, name, where = ref
-    noun = {"index": "index or alias", "trained_model": "trained model", "inference_endpoint": "inference endpoint"}
-    return Problem(where.file, where.line, f"{resource.key}: {path.rpartition('.')[2]} {name!r} names a "
+    noun = {"index": "an index or alias", "trained_model": "a trained model",
+            "inference_endpoint": "an inference endpoint"}
+    return Problem(where.file, where.line, f"{resource.key}: {path.rpartition('.')[2]} {name!r} names "
                    f"{noun.get(kind, kind)} that is neither declared in the manifests nor present in the cluster",
                    f"declare {kind}/{name} in the manifests, create it in the cluster, or fix the name")
 

@@ -16,8 +16,10 @@ from elasticsearch import ApiError
 
 from provisioning import lifecycle
 from provisioning.errors import ManifestError, Problem, Refused, api_error
+from provisioning.es_validation import missing_in_cluster, unresolved_references
 from provisioning.kinds import KINDS
 from provisioning.model import Change, Plan, Resource, SourceLocation
+from provisioning.preflight import server_preflight
 
 KIND_ORDER = {name: i for i, name in enumerate(KINDS)}
 
@@ -131,13 +133,34 @@ def _cascade(changes: list[Change], graph: dict[str, Resource], ctx: Any) -> lis
     return [by_key[c.key] for c in changes]
 
 
+def _server_preflight(resources: list[Resource], changes: list[Change], live: dict[str, Any], ctx: Any) -> None:
+    """What only Elasticsearch knows, asked without writing: the body of every index about to be created or changed
+    (POST _index_template/_simulate) and, when the plan will write, the queries of the checks that run after it
+    (_validate/query). A no-op plan asks nothing: its request count stays fixed."""
+    writing = [c for c in changes if c.action != "noop"]
+    if not writing:
+        return
+    changed = {c.key for c in writing if c.action in ("create", "update", "replace")}
+    asked = [r for r in resources if r.key in changed and r.kind == "index" or r.kind not in KINDS]
+    problems = server_preflight(ctx.client, asked, set(live.get("index", {})))
+    if problems:
+        raise ManifestError(problems)
+
+
 def make_plan(resources: list[Resource], ctx: Any, *, destroy: bool = False) -> StackPlan:
     """Desired (resources) vs live, as ordered changes with their operations. destroy=True: delete everything the
     stack owns. Read-only."""
     managed = [r for r in resources if r.kind in KINDS]
     ctx.ledger.load([r.name for r in managed])
     ctx.ledger.declare(managed)
-    live = _read_all(managed, ctx)
+    # references to objects no manifest declares must exist in the cluster: they ride along in the batched reads
+    references = unresolved_references(resources)
+    probes = {(kind, name): Resource(kind, name, {}, SourceLocation("(reference)"))
+              for _, _, kind, name, _ in references if kind in KINDS}
+    live = _read_all(managed + list(probes.values()), ctx)
+    missing = missing_in_cluster(references, {kind: set(live.get(kind, {})) for kind, _ in probes})
+    if missing:
+        raise ManifestError(missing)
     declared = {r.key: r for r in managed}
     errors: list[str] = []
     changes: list[Change] = []
@@ -188,6 +211,7 @@ def make_plan(resources: list[Resource], ctx: Any, *, destroy: bool = False) -> 
             errors += KINDS[change.kind].preflight(ctx, change)
     if errors:
         raise Refused("the plan cannot be carried out:\n  - " + "\n  - ".join(errors))
+    _server_preflight(resources, changes, live, ctx)
 
     levels = _levels(graph)
     order = lambda c: (levels.get(c.key, 0), KIND_ORDER.get(c.kind, 99), c.name)  # noqa: E731

@@ -85,3 +85,13 @@ def test_an_es_error_without_a_reason_is_reported_by_its_type_never_as_none():
                       resource="index/movies", doing="update")
     assert "None" not in str(error)
     assert str(error) == "index/movies: update: Elasticsearch answered 400 x_exception: x_exception"
+
+
+def test_a_reference_to_an_object_that_exists_in_the_cluster_is_accepted_one_that_does_not_is_refused(es, tmp_path):
+    data = write_docs(tmp_path / "docs.json", [{"id": "1", "title": "x"}])
+    loads_into_theirs = documents("seed", "theirs", data)  # an index no manifest declares
+    with pytest.raises(ManifestError, match="names an index or alias that is neither declared"):
+        make_plan([loads_into_theirs], ctx_for(es))  # a bulk never creates an index implicitly
+    es.indices.create(index="theirs")
+    plan = make_plan([loads_into_theirs], ctx_for(es))
+    assert [(c.key, c.action) for c in plan.changes] == [("documents/seed", "create")]

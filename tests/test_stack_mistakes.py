@@ -7,8 +7,8 @@ pass one `--env`), the expected problem (`file`, `line`, `message`, optional `hi
 - validate: `load_manifests` (validate, plan, apply) refuses the stack with that problem, and `invoke apply` exits
   non-zero naming file and line without one write to the cluster;
 - plan: a reference to an object the manifests do not declare. Offline it is allowed (the object may exist in the
-  cluster); `unresolved_references` must list it at that line, and `invoke plan` against a cluster without it must
-  refuse it (xfail until the planner uses unresolved_references).
+  cluster); `unresolved_references` must list it at that line, and `invoke plan` against a cluster without it
+  refuses it (the planner looks the names up in its batched reads).
 """
 
 from __future__ import annotations
@@ -165,7 +165,6 @@ def test_invoke_apply_refuses_and_writes_nothing(case, stack, sandbox, monkeypat
     assert [e for e in sandbox.log.entries(seq) if e["write"]] == []
 
 
-@pytest.mark.xfail(reason="needs planner wiring of unresolved_references", strict=False)
 @pytest.mark.parametrize("case", cases("plan"))
 def test_invoke_plan_refuses_a_reference_the_cluster_does_not_have(case, stack, sandbox, monkeypatch):
     import tasks

@@ -17,7 +17,7 @@ import re
 
 import pytest
 
-from provisioning import ProvisioningError, StackPlan, run_after_apply
+from provisioning import ProvisioningError, run_checks
 from provisioning.adhoc import format_hits, search_body
 from sandbox.server import Sandbox
 from tests.reliability.helpers import INDEX, LEDGER, ROOT, STACK_VARIABLES, ExampleStack, stack_state
@@ -98,7 +98,7 @@ def test_plan_check_status_and_search_need_nothing_more(applied):
     es = key_client(server, admin, readme_role(), "readme-read")
     since = len(server.log.entries())
     assert not stack.plan(es).has_changes  # plan, and status (the same read-only plan)
-    checks = run_after_apply(StackPlan(changes=[], resources=stack.resources()), stack.context(es), manual=True)
+    checks = run_checks(stack.context(es), stack.resources(), manual=True)
     assert checks and all(c.ok for c in checks)
     # `invoke search --rerank`: the reranked multi_match of tasks.search
     request = search_body("crime", fields=["title", "plot", "genre"], rerank="flesh-eating bad guy",
