@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.reliability.helpers import (  # noqa: E402
+from testbed.example_stack import (  # noqa: E402
     INDEX,
     MULTI_PART_VOCAB,
     ExampleStack,
@@ -61,7 +61,7 @@ def main() -> int:
     logging.disable(logging.WARNING)  # the client's retry warnings would drown the table
     logging.getLogger("werkzeug").setLevel(logging.CRITICAL)  # and so would the traceback of each dropped request
 
-    from tests.support.tiny_model import build_tiny_cross_encoder
+    from testbed.tiny_model import build_tiny_cross_encoder
 
     root = Path(tempfile.mkdtemp(prefix="fault-soak-"))
     model = build_tiny_cross_encoder(root / "model", vocab_size=MULTI_PART_VOCAB)

@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 def traced_model(cache_dir: Path):
     from provisioning.model_import import tracing
     from provisioning.model_import.cache import ArtifactCache, ModelSource
-    from tests.support.tiny_model import MINILM_SIZE, build_tiny_cross_encoder
+    from testbed.tiny_model import MINILM_SIZE, build_tiny_cross_encoder
 
     model_dir = cache_dir / "bench" / "minilm-size-random"
     if not (model_dir / "config.json").is_file():

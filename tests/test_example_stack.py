@@ -260,7 +260,7 @@ def test_the_lexical_checks_find_what_the_tutorial_says(load, es, movies):
 def test_the_example_stack_applies_to_the_sandbox_and_its_checks_pass(load, es, tmp_path, movies):
     """The whole stack, the offline way: a tiny random cross-encoder from a local directory instead of the hub."""
     from provisioning import Options, converge, make_context, make_plan
-    from tests.support.tiny_model import build_tiny_cross_encoder
+    from testbed.tiny_model import build_tiny_cross_encoder
 
     model_path = build_tiny_cross_encoder(tmp_path / "tiny-cross-encoder")
     resources = load(RERANK_MODEL_PATH=str(model_path)).values()

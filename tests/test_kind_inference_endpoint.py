@@ -13,7 +13,7 @@ from provisioning.errors import ClusterError
 from provisioning.kinds.inference_endpoint import InferenceEndpointKind
 from provisioning.kinds.trained_model import TrainedModelKind
 from provisioning.model import Change, Resource, SourceLocation
-from tests.support.tiny_model import build_tiny_cross_encoder
+from testbed.tiny_model import build_tiny_cross_encoder
 
 KIND = InferenceEndpointKind()
 MODELS = TrainedModelKind()

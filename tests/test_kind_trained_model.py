@@ -14,7 +14,7 @@ from provisioning.model_import import deployment as dep
 from provisioning.model_import.cache import ArtifactCache
 from provisioning.model_import.importer import MANAGED_BY
 from provisioning.model_import.upload import UploadInterrupted, definition_status, total_parts
-from tests.support.tiny_model import build_tiny_cross_encoder
+from testbed.tiny_model import build_tiny_cross_encoder
 
 KIND = TrainedModelKind()
 DEFINITION = r"/_ml/trained_models/[^/]+/definition/"

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from provisioning import Options, Reporter, converge, load_manifests, make_context
-from tests.support.tiny_model import build_tiny_cross_encoder
+from testbed.tiny_model import build_tiny_cross_encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 HEAVY = ("torch", "transformers", "eland.ml")

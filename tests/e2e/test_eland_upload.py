@@ -15,7 +15,7 @@ import sys
 import pytest
 from elasticsearch import ApiError, BadRequestError
 
-from tests.support.tiny_model import hf_scores, local_scores, traced_tiny_cross_encoder
+from testbed.tiny_model import hf_scores, local_scores, traced_tiny_cross_encoder
 
 QUERY = "flesh-eating bad guy"
 PLOTS = [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from elasticsearch import Elasticsearch, helpers
 
-from tests.support.tiny_model import traced_tiny_cross_encoder
+from testbed.tiny_model import traced_tiny_cross_encoder
 
 ROOT = Path(__file__).resolve().parents[2]
 MOVIES = json.loads((ROOT / "manifests" / "data" / "movies.json").read_text())

@@ -15,7 +15,7 @@ from elasticsearch import Elasticsearch
 from provisioning import Options, Reporter, converge, load_manifests, make_context, make_plan
 from provisioning.errors import ProvisioningError
 from provisioning.model_import.upload import definition_status
-from tests.support.tiny_model import build_tiny_cross_encoder
+from testbed.tiny_model import build_tiny_cross_encoder
 
 DEFINITION = r"/_ml/trained_models/[^/]+/definition/"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.helpers import MULTI_PART_VOCAB, ExampleStack, KillableSandbox, clear_stack_variables
+from testbed.example_stack import MULTI_PART_VOCAB, ExampleStack, KillableSandbox, clear_stack_variables
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    from tests.support.tiny_model import build_tiny_cross_encoder
+    from testbed.tiny_model import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("reliability-model") / "tiny-cross-encoder",
                                     vocab_size=MULTI_PART_VOCAB)

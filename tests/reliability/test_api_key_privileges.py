@@ -20,7 +20,7 @@ import pytest
 from provisioning import ProvisioningError, run_checks
 from provisioning.adhoc import format_hits, search_body
 from sandbox.server import Sandbox
-from tests.reliability.helpers import INDEX, LEDGER, ROOT, STACK_VARIABLES, ExampleStack, stack_state
+from testbed.example_stack import INDEX, LEDGER, ROOT, STACK_VARIABLES, ExampleStack, stack_state
 
 BOOTSTRAP = "bootstrap-superuser-key"  # the sandbox's bootstrap credential (superuser), not a secret
 

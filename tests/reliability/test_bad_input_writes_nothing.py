@@ -19,7 +19,7 @@ import yaml
 from invoke import Context, Exit
 
 import tasks
-from tests.reliability.helpers import ROOT
+from testbed.example_stack import ROOT
 
 CASES_DIR = ROOT / "tests" / "fixtures" / "bad_manifests"
 CASES = sorted(p.name for p in CASES_DIR.iterdir() if (p / "expected.yaml").is_file())

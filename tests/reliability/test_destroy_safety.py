@@ -14,7 +14,7 @@ import pytest
 from invoke import Context, Exit
 
 import tasks
-from tests.reliability.helpers import (
+from testbed.example_stack import (
     ENDPOINT,
     INDEX,
     LEDGER,
@@ -45,7 +45,7 @@ def run_task(stack, monkeypatch, tmp_path):
 
 def create_foreign_objects(es):
     """An index with documents, a trained model and an inference endpoint made by hand (another tool or person)."""
-    from tests.support.tiny_model import traced_tiny_cross_encoder
+    from testbed.tiny_model import traced_tiny_cross_encoder
 
     es.indices.create(index=FOREIGN_INDEX, mappings={"properties": {"title": {"type": "text"}}})
     es.index(index=FOREIGN_INDEX, id="1", document={"title": "kept"}, refresh=True)

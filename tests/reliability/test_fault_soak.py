@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.reliability.helpers import INDEX, LEDGER, connect, movie_ids, stack_state
+from testbed.example_stack import INDEX, LEDGER, connect, movie_ids, stack_state
 
 SEEDS = [11, 23, 37]
 

@@ -31,7 +31,7 @@ from functools import partial
 import pytest
 
 from provisioning import LockHeld
-from tests.reliability.helpers import (
+from testbed.example_stack import (
     ENDPOINT,
     INDEX,
     MODEL_ID,

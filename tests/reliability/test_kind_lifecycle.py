@@ -9,15 +9,15 @@ import pytest
 
 from provisioning import Options, Refused, Reporter, apply_saved, make_context, make_plan
 from provisioning.model import Resource, SourceLocation
+from testbed.example_stack import connect
 from tests.engine_helpers import MOVIE_MAPPINGS, write_docs
-from tests.reliability.helpers import connect
 
 SETTINGS = {"number_of_shards": 1, "number_of_replicas": 0}
 
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from tests.support.tiny_model import build_tiny_cross_encoder
+    from testbed.tiny_model import build_tiny_cross_encoder
 
     return build_tiny_cross_encoder(tmp_path_factory.mktemp("lifecycle-model") / "tiny")
 

@@ -11,7 +11,6 @@ import json
 import shutil
 from collections import Counter
 from fnmatch import fnmatch
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
@@ -19,7 +18,7 @@ import pytest
 from provisioning import Refused, apply_saved, make_plan, plan_to_dict
 from provisioning.model import Request, Step
 from provisioning.planfile import apply_file, save
-from tests.reliability.helpers import ENDPOINT, INDEX, LEDGER, MODEL_ID, STACK, connect, movie_ids, stored_ids
+from testbed.example_stack import ENDPOINT, INDEX, LEDGER, MANIFESTS, MODEL_ID, STACK, connect, movie_ids, stored_ids
 
 INFRASTRUCTURE = (f"PUT /{LEDGER}", f"PUT /{LEDGER}/_create/*", f"PUT /{LEDGER}/_doc/*:lock",
                   f"POST /{LEDGER}/_doc/*:lock", f"DELETE /{LEDGER}/_doc/*:lock", f"PUT /{LEDGER}/_doc/_ledger")
@@ -96,7 +95,7 @@ def test_updates_and_replacements_send_exactly_their_plan(applied, ksb, client, 
 
 
 def test_a_model_replacement_sends_exactly_its_plan_and_shows_the_outage(applied, ksb, client, tmp_path):
-    from tests.support.tiny_model import build_tiny_cross_encoder
+    from testbed.tiny_model import build_tiny_cross_encoder
 
     other = build_tiny_cross_encoder(tmp_path / "other-model", seed=7)
     applied.model_path = other
@@ -148,18 +147,7 @@ def _model_deleted(stack, client, tmp_path):
     client.ml.delete_trained_model(model_id=MODEL_ID, force=True)
 
 
-def _another_stacks_apply(stack, client, tmp_path):
-    from tests.reliability.helpers import ExampleStack
-
-    other = ExampleStack(model_path=stack.model_path, artifacts=stack.artifacts, workdir=stack.workdir,
-                         stack="someone-else")
-    other.extra_vars = {"MOVIES_REPLICAS": "1"}
-    # the other stack's index would collide: it only applies what it can own (its own documents resource is
-    # refused), so it changes the shared index by hand as a second run of this stack would
-    client.indices.put_settings(index=INDEX, settings={"index.number_of_replicas": 1})
-
-
-@pytest.mark.parametrize("change_cluster", [_index_setting_changed, _model_deleted, _another_stacks_apply])
+@pytest.mark.parametrize("change_cluster", [_index_setting_changed, _model_deleted])
 def test_a_saved_plan_is_refused_with_zero_writes_when_its_live_state_moved(applied, ksb, client, tmp_path,
                                                                             change_cluster):
     applied.extra_vars = {"RERANK_NUM_ALLOCATIONS": "2", "MOVIES_REPLICAS": "1"}
@@ -171,9 +159,27 @@ def test_a_saved_plan_is_refused_with_zero_writes_when_its_live_state_moved(appl
     assert [e for e in ksb.log.entries(seq) if e["write"]] == []
 
 
+def test_a_saved_plan_is_refused_after_another_stacks_apply(applied, ksb, client, tmp_path):
+    from provisioning import converge
+    from provisioning.model import Resource, SourceLocation
+    from testbed.example_stack import ExampleStack
+
+    extra = Resource("index", "extra", {"settings": {"number_of_shards": 1, "number_of_replicas": 0}},
+                     SourceLocation("manifests/extra.yaml", 1))
+    plan = make_plan(applied.resources() + [extra], applied.context(client))
+    save(plan, tmp_path / "plan.json", target="sandbox", folders=[])
+    other = ExampleStack(model_path=applied.model_path, artifacts=applied.artifacts, workdir=applied.workdir,
+                         stack="someone-else")
+    converge([extra], other.context(client), command="pytest other stack")  # it now owns index `extra`
+    seq = ksb.log.last_seq
+    with pytest.raises(Refused, match="index/extra now exists since the plan was made"):
+        apply_file(tmp_path / "plan.json", applied.context(client), target="sandbox")
+    assert [e for e in ksb.log.entries(seq) if e["write"]] == []
+
+
 def test_a_saved_plan_is_refused_after_a_manifest_edit(applied, ksb, client, tmp_path):
     folder = tmp_path / "manifests"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "manifests", folder)
+    shutil.copytree(MANIFESTS, folder)
     plan = make_plan(applied.resources(), applied.context(client))
     save(plan, tmp_path / "plan.json", target="sandbox", folders=[folder])
     edited = folder / "movies.yaml.j2"
@@ -222,7 +228,7 @@ def _without(stack, tmp_path, kinds=(), drop_doc=None):
     resources = [r for r in stack.resources() if r.key not in kinds and not (
         r.kind == "check" and any(k.startswith(("documents", "index")) for k in kinds))]
     if drop_doc:
-        data = json.loads((Path(__file__).resolve().parents[2] / "manifests" / "data" / "movies.json").read_text())
+        data = json.loads((MANIFESTS / "data" / "movies.json").read_text())
         path = tmp_path / "movies.json"
         path.write_text(json.dumps([m for m in data if m["id"] != drop_doc]))
         for r in resources:
@@ -268,7 +274,7 @@ def test_the_same_model_files_at_another_path_plan_no_change(applied, client, tm
 
 
 def test_another_stacks_objects_are_refused_at_plan_time_naming_the_owner(applied, ksb, client):
-    from tests.reliability.helpers import ExampleStack
+    from testbed.example_stack import ExampleStack
 
     other = ExampleStack(model_path=applied.model_path, artifacts=applied.artifacts, workdir=applied.workdir,
                          stack="renamed")

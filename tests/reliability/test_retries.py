@@ -18,7 +18,7 @@ import pytest
 
 from provisioning import ClusterError, converge, load_manifests
 from provisioning import connection as engine_connection
-from tests.reliability.helpers import connect, wait_for_log
+from testbed.example_stack import connect, wait_for_log
 
 SHOWS = [{"id": f"s{i}", "title": f"Show {i}"} for i in range(1, 6)]
 MANIFEST = """\

@@ -24,7 +24,7 @@ from invoke import Context, Exit
 
 import tasks
 from sandbox.server import Sandbox
-from tests.reliability.helpers import MANIFESTS, ROOT
+from testbed.example_stack import MANIFESTS, ROOT
 
 CLUSTER_KEY = "relClusterKey-7Qm2Zx9Lw4"
 SERVICE_KEY = "relCohereKey-Vb83Kd02Jq"

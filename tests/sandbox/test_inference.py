@@ -9,7 +9,7 @@ from elasticsearch import ApiError, BadRequestError, ConflictError, Elasticsearc
 
 from sandbox.errors import EsError
 from sandbox.server import Sandbox
-from tests.support.tiny_model import local_scores, traced_tiny_cross_encoder
+from testbed.tiny_model import local_scores, traced_tiny_cross_encoder
 
 MODEL = "tiny-cross-encoder"
 ENDPOINT = "my-rerank"

@@ -13,7 +13,7 @@ import pytest
 from elasticsearch import ApiError, BadRequestError, ConflictError, NotFoundError
 
 from sandbox.server import Sandbox
-from tests.support.tiny_model import local_scores, traced_tiny_cross_encoder
+from testbed.tiny_model import local_scores, traced_tiny_cross_encoder
 
 MODEL = "tiny-cross-encoder"
 QUERY = "flesh-eating bad guy"

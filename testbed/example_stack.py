@@ -18,7 +18,7 @@ from werkzeug.wrappers import Request
 
 from sandbox.server import Sandbox
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 MANIFESTS = ROOT / "manifests"
 MOVIES = MANIFESTS / "data" / "movies.json"
 STACK = "reliability"
