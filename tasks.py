@@ -284,18 +284,26 @@ def plan(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=
                                                   "that holds them)",
                                "json": "print the plan as JSON", "wait_timeout": "seconds to wait for "
                                "asynchronous work such as model deployments (default 600)",
+                               "wait_for": "deployments are ready when fully_allocated (default, as Elastic "
+                                           "advises) or started (serving with fewer allocations than the target)",
                                "plan": "apply exactly this saved plan (from `invoke plan --out`); the manifests are "
                                        "not rendered again",
                                "show_requests": "print the requests and steps each change will run"})
 @_engine_task
 def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=False, parallelism=4,
-          allow_data_loss=False, json=False, wait_timeout=600, plan=None, show_requests=False):
+          allow_data_loss=False, json=False, wait_timeout=600, plan=None, show_requests=False,
+          wait_for="fully_allocated"):
     """Converge the cluster to the manifests: plan, confirm, apply exactly that plan, verify, run checks."""
     from provisioning import converge
 
     def body(session):
+        from provisioning import ConfigError
+        from provisioning.model_import.deployment import WAIT_FOR
+
+        if wait_for not in WAIT_FOR:
+            raise ConfigError(f"--wait-for must be one of {', '.join(WAIT_FOR)}, not {wait_for!r}")
         options = dict(parallelism=int(parallelism), allow_data_loss=allow_data_loss,
-                       wait_timeout=float(wait_timeout))
+                       wait_timeout=float(wait_timeout), wait_for=wait_for)
         if plan:
             from provisioning.planfile import apply_file
 

@@ -53,6 +53,7 @@ class Options:
     """Knobs of one run. Defaults suit a small stack on a small cluster."""
 
     wait_timeout: float = 600.0  # seconds to wait for asynchronous work (deployments, reindex tasks)
+    wait_for: str = "fully_allocated"  # deployments: "fully_allocated" (Elastic's advice) or "started"
     parallelism: int = 4  # independent changes applied at once
     allow_data_loss: bool = False  # destroy/delete may remove indices that hold documents
     upload_workers: int = 4  # concurrent model definition part uploads

@@ -1,41 +1,84 @@
 """The `reindex_and_count` step of an index replacement: block writes on the serving index, copy it into the new
 one, and prove the copy complete before the alias swap (the next planned request) makes it the one served.
 
-On failure (or Ctrl-C) the new index is deleted and the old one takes writes again, so the replacement leaves
-nothing behind and the alias never moved.
+- Writes stop with the add-block API (`PUT <index>/_block/write`), which, unlike setting `index.blocks.write`,
+  waits until the writes in flight are done (ES AddIndexBlockRequest / MetadataIndexStateService#addIndexBlock):
+  a write that was acknowledged is in the old index before the copy starts; a later one is refused until the
+  alias points at the new index.
+- `_reindex` runs as a task (`wait_for_completion=false`), polled through the tasks API with progress, so a slow
+  copy is never sent twice by a client retry; `slices=auto` lets ES parallelise it over the source's shards.
+- Both indices are refreshed before they are counted (a count only sees refreshed documents).
+- On failure or Ctrl-C the task is cancelled, the new index deleted and the old one takes writes again: the alias
+  never moved and nothing is left behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import Any
 
 from elasticsearch import ApiError
 
 from provisioning.errors import ClusterError
 
+POLL = 0.5  # seconds between task polls
+REPORT_EVERY = 10.0  # seconds between progress lines
+
 
 def reindex_and_count(run: Any, *, source: str, dest: str) -> None:
     client = run.client
+    task_id = None
     blocked = False
     try:
-        # Writes stop on the old index while we copy, so no document written meanwhile is lost; readers go on.
-        client.indices.put_settings(index=source, settings={"index.blocks.write": True})
+        client.indices.add_block(index=source, block="write")
         blocked = True
-        result = client.options(request_timeout=run.ctx.options.wait_timeout).reindex(
-            source={"index": source}, dest={"index": dest}, wait_for_completion=True, refresh=True)
-        if result.get("failures"):
-            first = result["failures"][0]
+        started = client.reindex(source={"index": source}, dest={"index": dest}, wait_for_completion=False,
+                                 slices="auto")
+        task_id = started["task"]
+        result = _wait(run, task_id, source, dest)
+        task_id = None
+        failures = result.get("failures") or []
+        if failures:
+            first = failures[0]
             raise ClusterError(f"reindex from {source} into {dest} failed: {first.get('cause', first)}")
-        client.indices.refresh(index=dest)
+        client.indices.refresh(index=f"{source},{dest}")
         before, after = client.count(index=source)["count"], client.count(index=dest)["count"]
         if before != after:
             raise ClusterError(f"reindex copied {after} of {before} documents from {source} into {dest}")
         run.ctx.reporter.info(f"{run.change.key}: copied {after} documents from {source} into {dest}")
     except BaseException:
+        if task_id is not None:
+            with contextlib.suppress(ApiError):
+                client.options(ignore_status=404).tasks.cancel(task_id=task_id)
         with contextlib.suppress(ApiError):
             client.options(ignore_status=404).indices.delete(index=dest)
         if blocked:
             with contextlib.suppress(ApiError):
                 client.indices.put_settings(index=source, settings={"index.blocks.write": None})
         raise
+
+
+def _wait(run: Any, task_id: str, source: str, dest: str) -> dict[str, Any]:
+    """Poll the reindex task until it completes; its response. Progress on the reporter every few seconds."""
+    deadline = time.monotonic() + float(run.ctx.options.wait_timeout)
+    last_report = time.monotonic()
+    while True:
+        task = run.client.tasks.get(task_id=task_id).body
+        status = (task.get("task") or {}).get("status") or {}
+        if task.get("completed"):
+            if task.get("error"):
+                error = task["error"]
+                raise ClusterError(f"reindex from {source} into {dest} failed: "
+                                   f"{error.get('reason', error) if isinstance(error, dict) else error}")
+            return task.get("response") or {}
+        now = time.monotonic()
+        if now - last_report >= REPORT_EVERY:
+            done = status.get("created", 0) + status.get("updated", 0)
+            run.ctx.reporter.info(f"{run.change.key}: reindexing {source} into {dest}: {done} of "
+                                  f"{status.get('total', '?')} documents")
+            last_report = now
+        if now >= deadline:
+            raise ClusterError(f"reindex from {source} into {dest} did not finish within the wait timeout "
+                               f"(task {task_id}); it was cancelled and nothing changed")
+        time.sleep(POLL)

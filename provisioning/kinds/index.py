@@ -283,6 +283,6 @@ class IndexKind:
         return []
 
 
-# block, copy, refresh, count (provisioning/reindex.py), and the clean-up of a failed copy
-REINDEX_SENDS = ("PUT /*/_block/write", "PUT /*/_settings", "POST /_reindex", "GET /_tasks/*", "POST /*/_refresh",
-                 "POST /*/_count", "GET /*/_count", "DELETE /*", "POST /_tasks/*/_cancel")
+# block, copy as a task and poll it, refresh, count (provisioning/reindex.py), and the clean-up of a failed copy
+REINDEX_SENDS = ("PUT /*/_block/write", "POST /_reindex", "POST /*/_refresh", "POST /_tasks/*/_cancel",
+                 "DELETE /*", "PUT /*/_settings")

@@ -102,14 +102,35 @@ def update_body(desired: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _is_ready(stats: dict[str, Any]) -> bool:
+WAIT_FOR = ("fully_allocated", "started")
+PROGRESS_EVERY = 10.0  # seconds between progress lines while waiting (never silent for more than 30 s)
+
+
+def _is_ready(stats: dict[str, Any], wait_for: str = "fully_allocated") -> bool:
+    """started, and (fully_allocated, as Elastic's docs advise before sending traffic) every target allocation
+    allocated. wait_for="started" accepts a deployment that serves with fewer allocations than its target (a
+    cluster that can place only some of them, or ML autoscaling still adding nodes)."""
     status = stats.get("allocation_status") or {}
     if stats.get("state") != "started":
         return False
     target = status.get("target_allocation_count")
     if target == 0:  # adaptive allocations scaled to zero: started is all there is to wait for
         return True
+    if wait_for == "started":
+        return (status.get("allocation_count") or 0) >= 1
     return status.get("state") == "fully_allocated" and status.get("allocation_count") == target
+
+
+def describe(stats: dict[str, Any]) -> str:
+    """What a deployment looks like right now: state, allocations, nodes."""
+    if not stats:
+        return "not started yet"
+    status = stats.get("allocation_status") or {}
+    nodes = [n for n in stats.get("nodes") or [] if (n.get("routing_state") or {}).get("routing_state")]
+    routing = ", ".join(sorted({(n.get("routing_state") or {}).get("routing_state") for n in nodes}))
+    return (f"state {stats.get('state', '?')}, allocation {status.get('state', '?')} "
+            f"{status.get('allocation_count', '?')}/{status.get('target_allocation_count', '?')}, "
+            f"{len(nodes)} node(s)" + (f" ({routing})" if routing else ""))
 
 
 def _failure(stats: dict[str, Any]) -> str | None:
@@ -123,10 +144,13 @@ def _failure(stats: dict[str, Any]) -> str | None:
 
 
 def wait_ready(client: Any, model_id: str, deployment_id: str, timeout: float, *, resource: str,
-               poll: float = 0.5) -> dict[str, Any]:
-    """Poll `_stats` until the deployment is started and fully allocated; its deployment_stats."""
-    deadline = time.monotonic() + timeout
+               poll: float = 0.5, wait_for: str = "fully_allocated", reporter: Any = None) -> dict[str, Any]:
+    """Poll `_stats` until the deployment is ready (see _is_ready); its deployment_stats. Says what it sees every
+    PROGRESS_EVERY seconds, and on a timeout what it saw last."""
+    started = time.monotonic()
+    deadline = started + timeout
     last: dict[str, Any] = {}
+    reported = started
     while True:
         response = client.options(ignore_status=404).ml.get_trained_models_stats(model_id=model_id)
         entries = response.body.get("trained_model_stats", []) if response.meta.status == 200 else []
@@ -137,15 +161,18 @@ def wait_ready(client: Any, model_id: str, deployment_id: str, timeout: float, *
             if failure:
                 raise ClusterError(f"deployment {deployment_id} of model {model_id} failed: {failure}",
                                    resource=resource)
-            if _is_ready(last):
+            if _is_ready(last, wait_for):
                 return last
-        if time.monotonic() >= deadline:
-            status = last.get("allocation_status") or {}
+        now = time.monotonic()
+        if now >= deadline:
             raise NotConverged(
-                f"{resource}: deployment {deployment_id} of model {model_id} is not ready after {timeout:.0f}s "
-                f"(state {last.get('state', 'absent')}, allocation {status.get('state', '?')} "
-                f"{status.get('allocation_count', '?')}/{status.get('target_allocation_count', '?')}); "
-                f"check the cluster's ML capacity, or raise the wait timeout")
+                f"{resource}: deployment {deployment_id} of model {model_id} is not {wait_for.replace('_', ' ')} "
+                f"after {timeout:.0f}s (last seen: {describe(last)}); check the cluster's ML capacity, raise "
+                f"--wait-timeout, or accept a partly allocated deployment with --wait-for started")
+        if reporter is not None and now - reported >= PROGRESS_EVERY:
+            reporter.info(f"{resource}: waiting for deployment {deployment_id} to be {wait_for.replace('_', ' ')} "
+                          f"({now - started:.0f}s): {describe(last)}")
+            reported = now
         time.sleep(poll)
 
 

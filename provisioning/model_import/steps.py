@@ -51,7 +51,8 @@ def upload_model(run: Any, *, model_id: str, spec: dict[str, Any], source_file: 
 def wait_deployment(run: Any, *, model_id: str, deployment_id: str, task_type: str) -> None:
     """Poll the deployment until it serves (started, allocations as ES's docs advise), then one real inference."""
     timeout = float(run.ctx.options.wait_timeout)
-    dep.wait_ready(run.client, model_id, deployment_id, timeout, resource=run.change.key)
+    dep.wait_ready(run.client, model_id, deployment_id, timeout, resource=run.change.key,
+                   wait_for=run.ctx.options.wait_for, reporter=run.ctx.reporter)
     dep.probe_model(run.client, deployment_id, task_type, timeout)
     run.ctx.reporter.info(f"{run.change.key}: deployment {deployment_id} ready (probe inference answered)")
 
@@ -59,7 +60,8 @@ def wait_deployment(run: Any, *, model_id: str, deployment_id: str, task_type: s
 def wait_endpoint(run: Any, *, inference_id: str, task_type: str, model_id: str, deployment_id: str) -> None:
     """An in-cluster endpoint's deployment serves, and the endpoint answers one real request."""
     timeout = float(run.ctx.options.wait_timeout)
-    dep.wait_ready(run.client, model_id, deployment_id, timeout, resource=run.change.key)
+    dep.wait_ready(run.client, model_id, deployment_id, timeout, resource=run.change.key,
+                   wait_for=run.ctx.options.wait_for, reporter=run.ctx.reporter)
     client = run.client.options(request_timeout=timeout + 30)
     if task_type == "rerank":
         result = client.inference.rerank(inference_id=inference_id, query=dep.PROBE_QUERY, input=dep.PROBE_DOCS,
