@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conformance import runner as conformance
-from tests.conformance import wipe
-from tests.conformance.calls import _check_warnings, _decode_body, parse_warnings
-from tests.conformance.skips import Skip, SkipList
-from tests.conformance.yamlops import Context, TestFailure
+from conformance import runner as conformance
+from conformance import wipe
+from conformance.calls import _check_warnings, _decode_body, parse_warnings
+from conformance.skips import Skip, SkipList
+from conformance.yamlops import Context, TestFailure
 
 SUITE = Path(__file__).parents[3] / "shared" / "es-yaml-tests"  # ../shared beside the checkout
 NO_SKIPS = SkipList((), ())

@@ -20,7 +20,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, ElasticsearchWarning
 
-from tests.conformance.yamlops import Context, TestFailure, show
+from conformance.yamlops import Context, TestFailure, show
 
 # ES DoSection.CATCHES: the named catch values and the status each one requires
 CATCH_STATUS = {

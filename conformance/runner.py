@@ -1,6 +1,6 @@
 """Run a folder of Elasticsearch YAML REST tests against a URL, or against a fresh in-process sandbox.
 
-    python -m tests.conformance.runner [FOLDER] [--url URL] [-v] [-k NAME] [--include-alt]
+    python -m conformance.runner [FOLDER] [--url URL] [-v] [-k NAME] [--include-alt]
     invoke conformance [-f FOLDER] [--url URL] [-v] [-n NAME]
 
 Each file is parsed into `setup`, `teardown` and test sections. For every test section, as Elasticsearch's
@@ -9,7 +9,7 @@ sections of setup/teardown (whole file) and of the test are evaluated, then setu
 One line is printed per file and a final `N passed, N failed, N skipped` line; the exit code is 1 when any
 test failed. The format: rest-api-spec/src/yamlRestTest/resources/rest-api-spec/test/README.asciidoc.
 
-Skips: a test is skipped by its own `skip`/`requires` sections, or by tests/conformance/skips.yaml (the one
+Skips: a test is skipped by its own `skip`/`requires` sections, or by conformance/skips.yaml (the one
 list of deliberately out-of-scope tests, each with its reason). Against a sandbox, a test whose `requires`
 names a cluster feature or capability the sandbox does not advertise FAILS unless skips.yaml lists it, so an
 unclaimed feature is a visible conformance gap rather than a silent skip. Against --url, the cluster's own
@@ -31,16 +31,16 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 from elasticsearch import Elasticsearch
 
-from tests.conformance import skips as skiplist
-from tests.conformance import yamlops as ops
-from tests.conformance.calls import Exchange, call
-from tests.conformance.conditions import Server, check_prerequisite
-from tests.conformance.wipe import is_sandbox, wipe
-from tests.conformance.yamlops import Context, TestFailure, TestSkipped
+from conformance import skips as skiplist
+from conformance import yamlops as ops
+from conformance.calls import Exchange, call
+from conformance.conditions import Server, check_prerequisite
+from conformance.wipe import is_sandbox, wipe
+from conformance.yamlops import Context, TestFailure, TestSkipped
 
 ALT_VERSIONS = "_alt-versions"
 # The saved suite lives beside the checkout (../shared), not in the project: see es-yaml-tests/README.md.
-DEFAULT_SUITE = Path(__file__).resolve().parents[3] / "shared" / "es-yaml-tests"
+DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "shared" / "es-yaml-tests"
 
 _ASSERTIONS: dict[str, Callable[[Context, Any], None]] = {
     "match": ops.assert_match,
@@ -340,7 +340,7 @@ def execute(folder: str | Path | None = None, url: str | None = None, *, verbose
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.conformance.runner", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m conformance.runner", description=__doc__.split("\n")[0])
     parser.add_argument("folder", nargs="?", help=f"a folder of YAML REST tests, or one file (default {DEFAULT_SUITE})")
     parser.add_argument("--url", help="a cluster to test; it is WIPED between tests (default: a fresh sandbox); "
                                       "credentials in the URL or ES_API_KEY")

@@ -1,4 +1,4 @@
-"""The repository's one list of deliberately skipped conformance tests: tests/conformance/skips.yaml."""
+"""The repository's one list of deliberately skipped conformance tests: conformance/skips.yaml."""
 
 from __future__ import annotations
 
