@@ -20,15 +20,21 @@ _FALSE = {"false", "0", "no", "off"}
 
 @dataclass
 class Route:
-    """One entry of the routing table. `writes` marks requests that change state (for the request log)."""
+    """One entry of the routing table. `writes` marks requests that change state (for the request log); `api` is
+    the REST API specification's name of the API the route serves (one name, or one per method), which decides the
+    query parameters and body it accepts (sandbox/rest_spec.py). Only /_sandbox/ hooks have none."""
 
     methods: tuple[str, ...]
     rule: str
     handler: Callable[..., Any]
     writes: bool | None = None  # None: any method other than GET/HEAD writes
+    api: str | dict[str, str] | None = None
 
     def is_write(self, method: str) -> bool:
         return self.writes if self.writes is not None else method not in ("GET", "HEAD")
+
+    def api_for(self, method: str) -> str | None:
+        return self.api.get(method) if isinstance(self.api, dict) else self.api
 
 
 @dataclass

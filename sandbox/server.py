@@ -25,6 +25,7 @@ from sandbox.cluster import DEFAULT_VERSION, Cluster
 from sandbox.errors import EsError, SecurityError, Unsupported
 from sandbox.faults import Faults, RequestLog
 from sandbox.http import ES_JSON, EsRequest, Reply, Route
+from sandbox.rest_spec import check_request
 
 # Each module exposes ROUTES: list[Route]. The routing table is this list, nothing else.
 ROUTE_MODULES = (
@@ -239,6 +240,10 @@ class Sandbox:
             except (NotFound, MethodNotAllowed) as exc:
                 raise Unsupported(request.method, request.path) from exc
             route = self.routes[index]
+            api_name = route.api_for(request.method)
+            if api_name is not None:
+                check_request(api_name, method=request.method, path=request.path, params=set(request.args),
+                              path_parts=set(params), has_body=bool(request.content_length))
             es_request = EsRequest(request)  # reads the body outside the lock
             es_request.preparse()
             with self.cluster.lock:

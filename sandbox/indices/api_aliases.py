@@ -240,15 +240,15 @@ def exists_alias(sb: Any, req: EsRequest, index: str | None = None, name: str | 
 
 
 ROUTES: list[Route] = [
-    Route(("POST",), "/_aliases", update_aliases),
-    Route(("GET",), "/_alias", get_alias),
-    Route(("GET",), "/_alias/<name>", get_alias),
-    Route(("GET",), "/<index>/_alias", get_alias),
-    Route(("GET",), "/<index>/_alias/<name>", get_alias),
-    Route(("HEAD",), "/_alias/<name>", exists_alias),
-    Route(("HEAD",), "/<index>/_alias/<name>", exists_alias),
-    Route(("PUT", "POST"), "/<index>/_alias/<name>", put_alias),
-    Route(("PUT", "POST"), "/<index>/_aliases/<name>", put_alias),
-    Route(("DELETE",), "/<index>/_alias/<name>", delete_alias),
-    Route(("DELETE",), "/<index>/_aliases/<name>", delete_alias),
+    Route(("POST",), "/_aliases", update_aliases, api="indices.update_aliases"),
+    Route(("GET",), "/_alias", get_alias, api="indices.get_alias"),
+    Route(("GET",), "/_alias/<name>", get_alias, api="indices.get_alias"),
+    Route(("GET",), "/<index>/_alias", get_alias, api="indices.get_alias"),
+    Route(("GET",), "/<index>/_alias/<name>", get_alias, api="indices.get_alias"),
+    Route(("HEAD",), "/_alias/<name>", exists_alias, api="indices.exists_alias"),
+    Route(("HEAD",), "/<index>/_alias/<name>", exists_alias, api="indices.exists_alias"),
+    Route(("PUT", "POST"), "/<index>/_alias/<name>", put_alias, api="indices.put_alias"),
+    Route(("PUT", "POST"), "/<index>/_aliases/<name>", put_alias, api="indices.put_alias"),
+    Route(("DELETE",), "/<index>/_alias/<name>", delete_alias, api="indices.delete_alias"),
+    Route(("DELETE",), "/<index>/_aliases/<name>", delete_alias, api="indices.delete_alias"),
 ]

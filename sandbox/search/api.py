@@ -217,10 +217,10 @@ def count(sb: Any, req: EsRequest, index: str | None = None) -> dict[str, Any]:
 
 
 ROUTES = [
-    Route(("GET", "POST"), "/_search", search, writes=False),
-    Route(("GET", "POST"), "/<index>/_search", search, writes=False),
-    Route(("GET", "POST"), "/_msearch", msearch, writes=False),
-    Route(("GET", "POST"), "/<index>/_msearch", msearch, writes=False),
-    Route(("GET", "POST"), "/_count", count, writes=False),
-    Route(("GET", "POST"), "/<index>/_count", count, writes=False),
+    Route(("GET", "POST"), "/_search", search, writes=False, api="search"),
+    Route(("GET", "POST"), "/<index>/_search", search, writes=False, api="search"),
+    Route(("GET", "POST"), "/_msearch", msearch, writes=False, api="msearch"),
+    Route(("GET", "POST"), "/<index>/_msearch", msearch, writes=False, api="msearch"),
+    Route(("GET", "POST"), "/_count", count, writes=False, api="count"),
+    Route(("GET", "POST"), "/<index>/_count", count, writes=False, api="count"),
 ]
