@@ -106,17 +106,30 @@ class Suite:
     setup: list
     teardown: list
     tests: list[tuple[str, list]]
+    prerequisites: list = field(default_factory=list)  # file-level `requires`/`skip` documents, as steps
+
+
+def _is_condition(doc: dict) -> bool:
+    """A document holding only `requires`/`skip` sections (mappings, where a test holds a list of steps) is a
+    condition on the whole file, not a test (ES ClientYamlTestSuite: the file's prerequisites)."""
+    return bool(doc) and set(doc) <= {"requires", "skip"} and all(isinstance(v, dict) for v in doc.values())
 
 
 def parse(path: Path) -> Suite:
     setup: list = []
     teardown: list = []
     tests: list[tuple[str, list]] = []
+    prerequisites: list = []
     for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
         if not doc:
             continue
         if not isinstance(doc, dict):
             raise ValueError(f"a section must be a mapping, got {type(doc).__name__}")
+        if _is_condition(doc):
+            if setup or teardown or tests:
+                raise ValueError("a file-level requires/skip document must come before setup and the tests")
+            prerequisites += [{key: value} for key, value in doc.items()]
+            continue
         for name, steps in doc.items():
             if name == "setup":
                 setup = steps or []
@@ -124,7 +137,7 @@ def parse(path: Path) -> Suite:
                 teardown = steps or []
             else:
                 tests.append((str(name), steps or []))
-    return Suite(setup, teardown, tests)
+    return Suite(setup, teardown, tests, prerequisites)
 
 
 def discover(folder: Path, skips: skiplist.SkipList, include_alt: bool = False) -> list[Path]:
@@ -191,7 +204,7 @@ class Runner:
         trace: list[Exchange] = []
         ctx = Context()
         try:
-            for section in (suite.setup, suite.teardown, steps):
+            for section in (suite.prerequisites, suite.setup, suite.teardown, steps):
                 for step in _leading_prerequisites(section)[0]:
                     check_prerequisite(self.server, step)
             self.reset()
