@@ -6,7 +6,8 @@ from typing import Any
 
 from sandbox.errors import EsError
 from sandbox.http import EsRequest, Route
-from sandbox.inference.store import InferenceStore, check_task_type
+from sandbox.inference.services import check_task_type
+from sandbox.inference.store import InferenceStore
 
 # ES's test_reranking_service scores inputs that all parse as floats with their value (services.test_rerank_scores)
 CLUSTER_FEATURES = {"test_reranking_service.parse_text_as_score"}

@@ -22,12 +22,10 @@ _BODY_KEYS = {"service", "service_settings", "task_settings", "chunking_settings
 
 
 def resolve_task_type(path_task_type: str | None, body_task_type: str | None) -> str:
-    from sandbox.inference.store import check_task_type
-
     if path_task_type is not None:
-        check_task_type(path_task_type)
+        svc.check_task_type(path_task_type)
     if body_task_type is not None:
-        check_task_type(body_task_type)
+        svc.check_task_type(body_task_type)
     if path_task_type and body_task_type and path_task_type != body_task_type:
         raise StatusException(f"Cannot resolve conflicting task_type parameter in the request URL [{path_task_type}] "
                               f"and the request body [{body_task_type}]", 400)

@@ -34,6 +34,11 @@ _ES_SETTINGS = {"model_id", "num_allocations", "num_threads", "adaptive_allocati
                 "long_document_strategy", "max_chunks_per_doc"}
 
 
+def check_task_type(task_type: str) -> None:
+    if task_type not in TASK_TYPES:
+        raise EsError(f"Unknown task_type [{task_type}]", status=400, type="status_exception")
+
+
 def known_service(service: str) -> bool:
     return service in ELASTICSEARCH or service in TEST_SERVICES or service in EXTERNAL_SECRETS
 

@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.cluster import now_millis
 from sandbox.errors import EsError, ResourceAlreadyExists, ResourceNotFound, StatusException
+from sandbox.ids import now_millis
 from sandbox.ml.config import build_config, check_model_id, lang_ident_config
 
 LANG_IDENT = "lang_ident_model_1"

@@ -34,10 +34,6 @@ IGNORED_KEYS = {"timeout", "version", "seq_no_primary_term", "track_scores", "_n
 FALSE_ONLY_KEYS = {"explain", "profile"}
 SUPPORTED_KEYS = {"query", "retriever", "from", "size", "sort", "_source", "track_total_hits", "min_score",
                   "fields"}
-UNSUPPORTED_QUERIES = {"wildcard", "prefix", "regexp", "fuzzy", "nested", "has_child", "has_parent", "knn",
-                       "semantic", "sparse_vector", "function_score", "script_score", "script", "geo_distance",
-                       "more_like_this", "simple_query_string", "match_bool_prefix", "match_phrase_prefix",
-                       "combined_fields", "span_term", "intervals", "rank_feature", "text_expansion", "boosting"}
 
 
 def _unsupported(what: str) -> EsError:
