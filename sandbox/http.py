@@ -128,6 +128,15 @@ class EsRequest:
         return [part for part in self.args[name].split(",") if part]
 
 
+def warning_headers(version: str, warnings: list[str]) -> dict[str, str]:
+    """Deprecation warnings as ES sends them (HeaderWarning#formatWarning): `299 Elasticsearch-<version> "<text>"`,
+    several joined by commas as one header."""
+    if not warnings:
+        return {}
+    quoted = [w.replace("\\", "\\\\").replace('"', '\\"') for w in warnings]
+    return {"Warning": ", ".join(f'299 Elasticsearch-{version} "{w}"' for w in quoted)}
+
+
 def xcontent_token(value: Any) -> str:
     """The XContent token name ES reports for a JSON value in parse errors (START_OBJECT, VALUE_STRING, ...)."""
     if isinstance(value, dict):

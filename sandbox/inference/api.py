@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.errors import EsError
-from sandbox.http import EsRequest, Route
+from sandbox.http import EsRequest, Reply, Route, warning_headers
 from sandbox.inference.services import check_task_type
 from sandbox.inference.store import InferenceStore
 
@@ -17,8 +17,10 @@ def _store(sb: Any) -> InferenceStore:
     return sb.cluster.inference
 
 
-def put_endpoint(sb: Any, req: EsRequest, inference_id: str, task_type: str | None = None) -> dict:
-    return _store(sb).put(inference_id, task_type, req.json_object())
+def put_endpoint(sb: Any, req: EsRequest, inference_id: str, task_type: str | None = None) -> Reply:
+    warnings: list[str] = []
+    created = _store(sb).put(inference_id, task_type, req.json_object(), warnings)
+    return Reply(created, headers=warning_headers(sb.cluster.version, warnings))
 
 
 def get_endpoints(sb: Any, req: EsRequest, inference_id: str | None = None, task_type: str | None = None) -> dict:

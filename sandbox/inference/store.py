@@ -83,8 +83,9 @@ class InferenceStore:
                       if e["service"] in svc.ELASTICSEARCH and e.get("deployment_id") == deployment_id)
 
     # ---- create ------------------------------------------------------------------------------------------------
-    def put(self, inference_id: str, path_task_type: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        return create_endpoint(self, inference_id, path_task_type, body)
+    def put(self, inference_id: str, path_task_type: str | None, body: dict[str, Any],
+            warnings: list[str] | None = None) -> dict[str, Any]:
+        return create_endpoint(self, inference_id, path_task_type, body, warnings)
 
     # ---- update (TransportUpdateInferenceModelAction) ------------------------------------------------------------
     def update(self, inference_id: str, path_task_type: str | None, body: dict[str, Any]) -> dict[str, Any]:

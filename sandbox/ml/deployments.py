@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import ActionRequestValidation, EsError, ResourceNotFound, StatusException
+from sandbox.versions import version_at_least
 
 if TYPE_CHECKING:
     from sandbox.ml.runtime import LoadedModel
@@ -21,14 +22,6 @@ if TYPE_CHECKING:
 
 _WAIT_FOR = ("starting", "started", "fully_allocated")
 _CACHE_ENTRIES = 10_000
-
-
-def version_at_least(version: str, minimum: tuple[int, int]) -> bool:
-    try:
-        major, minor = (int(x) for x in version.split(".")[:2])
-    except ValueError:
-        return True
-    return (major, minor) >= minimum
 
 
 class _WrapsJavaCause(EsError):

@@ -100,7 +100,8 @@ def run_search(sb: Any, index: str | None, body: dict[str, Any], args: Any) -> d
                                   **({"default_operator": args["default_operator"]}
                                      if "default_operator" in args else {})}}
     if "retriever" in body:
-        retrievers.validate(body["retriever"], size if ("size" in body or "size" in args) else None)
+        retrievers.validate(body["retriever"], size if ("size" in body or "size" in args) else None,
+                            sb.cluster.version)
     indices = resolve_indices(sb, index, _index_options(args))
     for target in indices:
         window = _int((target.settings or {}).get("index.max_result_window", 10_000), "index.max_result_window")
