@@ -6,7 +6,7 @@ import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from sandbox.server import Sandbox
-from tests.sandbox.test_inference import ES_SETTINGS, model, traced, upload  # noqa: F401  (fixtures)
+from tests.sandbox.test_inference import ES_SETTINGS, model, traced  # noqa: F401  (fixtures used by name)
 
 
 def error(call, *args, **kwargs) -> ApiError:
@@ -57,7 +57,8 @@ def test_copy_to_an_undeclared_field_follows_the_dynamic_setting_at_index_time(e
 
 
 # ---- inference ------------------------------------------------------------------------------------------------
-def test_unknown_task_settings_of_a_custom_model_are_refused(es, model):
+@pytest.mark.usefixtures("model")
+def test_unknown_task_settings_of_a_custom_model_are_refused(es):
     exc = error(es.inference.put, task_type="rerank", inference_id="r", inference_config={
         "service": "elasticsearch", "service_settings": ES_SETTINGS, "task_settings": {"top_k": 3}})
     assert kind_and_reason(exc) == (400, "status_exception",
