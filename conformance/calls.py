@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, ElasticsearchWarning
+from elasticsearch.exceptions import GeneralAvailabilityWarning
 
 from conformance.yamlops import Context, TestFailure, show
 from sandbox import rest_spec
@@ -175,6 +176,7 @@ def call(client: Elasticsearch, ctx: Context, do: dict, trace: list[Exchange]) -
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ElasticsearchWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", GeneralAvailabilityWarning)  # the client's "technical preview" notice
             response = func(**params)
     except ApiError as error:
         status, body, got = error.meta.status, error.body, parse_warnings(error.meta.headers)

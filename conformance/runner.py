@@ -41,6 +41,8 @@ from conformance.yamlops import Context, TestFailure, TestSkipped
 ALT_VERSIONS = "_alt-versions"
 # The saved suite lives beside the checkout (../shared), not in the project: see es-yaml-tests/README.md.
 DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "shared" / "es-yaml-tests"
+# Newer tests kept beside it (APIs the sandbox gained later); skips.yaml `included_next` names the folders run.
+DEFAULT_NEXT = DEFAULT_SUITE.with_name("es-yaml-tests-next")
 
 _ASSERTIONS: dict[str, Callable[[Context, Any], None]] = {
     "match": ops.assert_match,
@@ -314,8 +316,10 @@ def _redact(url: str) -> str:
 
 
 def run(folder: str | Path, url: str | None = None, *, verbose: bool = False, name_filter: str | None = None,
-        include_alt: bool = False, api_key: str | None = None, out: Any = None) -> Summary:
-    """Run the folder against url, or against a fresh in-process sandbox when url is None."""
+        include_alt: bool = False, api_key: str | None = None, out: Any = None,
+        next_suite: str | Path | None = None) -> Summary:
+    """Run the folder against url, or against a fresh in-process sandbox when url is None; then the folders of
+    `next_suite` (es-yaml-tests-next) that skips.yaml's `included_next` lists."""
     out = out or sys.stdout
     folder = Path(folder)
     if not folder.exists():
@@ -332,8 +336,16 @@ def run(folder: str | Path, url: str | None = None, *, verbose: bool = False, na
         sandbox = is_sandbox(client)
         target = "a fresh sandbox" if sandbox_server else _redact(url) + (" (sandbox)" if sandbox else "")
         print(f"conformance: {folder} against {target}", file=out)
-        return run_folder(folder, client, sandbox=sandbox, verbose=verbose, name_filter=name_filter,
-                          include_alt=include_alt, out=out)
+        summary = run_folder(folder, client, sandbox=sandbox, verbose=verbose, name_filter=name_filter,
+                             include_alt=include_alt, out=out)
+        if next_suite is not None and Path(next_suite).is_dir():
+            for relative in skiplist.load().included_next:
+                print(f"conformance: {Path(next_suite) / relative}", file=out)
+                more = run_folder(Path(next_suite) / relative, client, sandbox=sandbox, verbose=verbose,
+                                  name_filter=name_filter, include_alt=include_alt, out=out)
+                summary.files += more.files
+            print(f"total: {summary.line}", file=out)
+        return summary
     finally:
         client.close()
         if sandbox_server is not None:
@@ -345,7 +357,8 @@ def execute(folder: str | Path | None = None, url: str | None = None, *, verbose
     """Run and return the exit code: 0 all passed, 1 some failed, 2 nothing to run."""
     try:
         summary = run(folder or DEFAULT_SUITE, url, verbose=verbose, name_filter=name_filter,
-                      include_alt=include_alt, api_key=os.environ.get("ES_API_KEY"))
+                      include_alt=include_alt, api_key=os.environ.get("ES_API_KEY"),
+                      next_suite=None if folder else DEFAULT_NEXT)
     except FileNotFoundError as error:
         print(f"conformance: {error}", file=sys.stderr)
         return 2

@@ -9,6 +9,8 @@ from sandbox.ids import new_uuid
 from sandbox.indices.store import IndexStore
 from sandbox.inference.store import InferenceStore
 from sandbox.ml.store import MlStore
+from sandbox.pace import Pace
+from sandbox.tasks import TaskManager
 
 DEFAULT_VERSION = "9.1.0"
 
@@ -25,12 +27,15 @@ class Cluster:
         self.indices = IndexStore(self)
         self.ml = MlStore(self)
         self.inference = InferenceStore(self)
+        self.tasks = TaskManager(self)
+        self.pace = Pace()  # test knobs (PUT /_sandbox/pace)
 
     def stores(self) -> dict[str, Any]:
-        return {"indices": self.indices, "ml": self.ml, "inference": self.inference}
+        return {"indices": self.indices, "ml": self.ml, "inference": self.inference, "tasks": self.tasks}
 
     def reset(self) -> None:
         with self.lock:
+            self.pace = Pace()
             for store in self.stores().values():
                 store.reset()
 

@@ -36,6 +36,7 @@ ROUTE_MODULES = (
     "sandbox.search.api",
     "sandbox.ml.api",
     "sandbox.inference.api",
+    "sandbox.tasks",
 )
 
 # What ES answers for throttling and unavailability, used by injected faults.

@@ -1,6 +1,7 @@
 """HTTP routes of the indices area: create/get/exists/delete, open/close, mappings, settings.
 
-Aliases, templates and pipelines live in api_aliases.py and api_templates.py; ROUTES gathers all of them.
+Aliases, templates and pipelines live in api_aliases.py and api_templates.py, blocks in api_blocks.py; ROUTES gathers
+all of them.
 es-api-semantics.md §1.1-1.7.
 """
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from sandbox.errors import EsError, IllegalArgument, Unsupported
 from sandbox.http import EsRequest, Reply, Route
-from sandbox.indices import api_aliases, api_templates
+from sandbox.indices import api_aliases, api_blocks, api_templates
 from sandbox.indices import mappings as mapping_rules
 from sandbox.indices import settings as settings_rules
 from sandbox.indices.names import index_options, is_wildcard
@@ -223,6 +224,7 @@ ROUTES: list[Route] = [
     Route(("POST",), "/<index>/_open", open_index, api="indices.open"),
     *api_aliases.ROUTES,
     *api_templates.ROUTES,
+    *api_blocks.ROUTES,
     Route(("PUT",), "/<index>", create_index, api="indices.create"),
     Route(("GET",), "/<index>", get_index, api="indices.get"),
     Route(("HEAD",), "/<index>", exists_index, api="indices.exists"),

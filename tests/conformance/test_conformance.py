@@ -30,7 +30,7 @@ def test_saved_elasticsearch_suite_passes_against_the_sandbox():
             pytest.fail(message + " - CI must provide it")
         pytest.skip(message)
     out = io.StringIO()
-    summary = conformance.run(SUITE, out=out)
+    summary = conformance.run(SUITE, out=out, next_suite=SUITE.with_name("es-yaml-tests-next"))
     assert summary.count("passed") > 0, out.getvalue()
     if summary.count("failed"):
         pytest.fail("\n".join(summary.failure_lines() + [summary.line]), pytrace=False)

@@ -1,0 +1,38 @@
+"""Pace knobs (PUT /_sandbox/pace): make slow things slow, so that tests can watch or interrupt them.
+
+- `reindex_docs_per_second`: a reindex task (`wait_for_completion=false`) copies at most this many documents per
+  second, so a test can cancel it or read its progress midway (null: as fast as possible);
+- `max_allocations`: the simulated ML nodes hold at most this many allocations across all deployments (null: as
+  many as asked), so a deployment stays `started` with allocation_count < target_allocation_count, as ES reports
+  a deployment that does not fit;
+- `allocation_seconds`: each allocation takes this long to start, so allocation_count grows over time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass
+class Pace:
+    reindex_docs_per_second: float | None = None
+    max_allocations: int | None = None
+    allocation_seconds: float = 0.0
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Pace:
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown pace settings {sorted(unknown)}")
+        pace = cls(**data)
+        if pace.reindex_docs_per_second is not None and pace.reindex_docs_per_second <= 0:
+            raise ValueError("reindex_docs_per_second must be positive")
+        if pace.max_allocations is not None and pace.max_allocations < 0:
+            raise ValueError("max_allocations must be >= 0")
+        if pace.allocation_seconds < 0:
+            raise ValueError("allocation_seconds must be >= 0")
+        return pace
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
