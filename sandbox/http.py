@@ -29,6 +29,7 @@ class Route:
     handler: Callable[..., Any]
     writes: bool | None = None  # None: any method other than GET/HEAD writes
     api: str | dict[str, str] | None = None
+    locked: bool = True  # False: the handler takes the cluster lock itself, for as short a time as it can
 
     def is_write(self, method: str) -> bool:
         return self.writes if self.writes is not None else method not in ("GET", "HEAD")

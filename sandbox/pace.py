@@ -5,7 +5,9 @@
 - `max_allocations`: the simulated ML nodes hold at most this many allocations across all deployments (null: as
   many as asked), so a deployment stays `started` with allocation_count < target_allocation_count, as ES reports
   a deployment that does not fit;
-- `allocation_seconds`: each allocation takes this long to start, so allocation_count grows over time.
+- `allocation_seconds`: each allocation takes this long to start, so allocation_count grows over time;
+- `ml_refresh_seconds`: the periodic refresh of the model-definition index (ES's default refresh_interval, 1s):
+  a definition part stored after the last part becomes visible that long after it was stored.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ class Pace:
     reindex_docs_per_second: float | None = None
     max_allocations: int | None = None
     allocation_seconds: float = 0.0
+    ml_refresh_seconds: float = 1.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pace:
@@ -30,6 +33,8 @@ class Pace:
             raise ValueError("reindex_docs_per_second must be positive")
         if pace.max_allocations is not None and pace.max_allocations < 0:
             raise ValueError("max_allocations must be >= 0")
+        if pace.ml_refresh_seconds < 0:
+            raise ValueError("ml_refresh_seconds must be >= 0")
         if pace.allocation_seconds < 0:
             raise ValueError("allocation_seconds must be >= 0")
         return pace

@@ -247,7 +247,10 @@ class Sandbox:
                               path_parts=set(params), has_body=bool(request.content_length))
             es_request = EsRequest(request)  # reads the body outside the lock
             es_request.preparse()
-            with self.cluster.lock:
+            if route.locked:
+                with self.cluster.lock:
+                    result = route.handler(self, es_request, **params)
+            else:
                 result = route.handler(self, es_request, **params)
             reply = result if isinstance(result, Reply) else Reply(result)
         except EsError as error:

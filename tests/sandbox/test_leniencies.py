@@ -6,7 +6,8 @@ import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from sandbox.server import Sandbox
-from tests.sandbox.test_inference import ES_SETTINGS, model, traced  # noqa: F401  (fixtures used by name)
+from tests.sandbox.test_inference import ES_SETTINGS, MODEL, upload
+from tests.support.tiny_model import traced_tiny_cross_encoder
 
 
 def error(call, *args, **kwargs) -> ApiError:
@@ -57,6 +58,12 @@ def test_copy_to_an_undeclared_field_follows_the_dynamic_setting_at_index_time(e
 
 
 # ---- inference ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def model(es):
+    upload(es, traced_tiny_cross_encoder())
+    return MODEL
+
+
 @pytest.mark.usefixtures("model")
 def test_unknown_task_settings_of_a_custom_model_are_refused(es):
     exc = error(es.inference.put, task_type="rerank", inference_id="r", inference_config={
