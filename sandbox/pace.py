@@ -6,8 +6,9 @@
   many as asked), so a deployment stays `started` with allocation_count < target_allocation_count, as ES reports
   a deployment that does not fit;
 - `allocation_seconds`: each allocation takes this long to start, so allocation_count grows over time;
-- `ml_refresh_seconds`: the periodic refresh of the model-definition index (ES's default refresh_interval, 1s):
-  a definition part stored after the last part becomes visible that long after it was stored.
+- `ml_refresh_seconds`: the periodic refresh of the model-definition index (ES's default refresh_interval is 1):
+  a definition part stored after the last part (whose write refreshes the index) becomes visible that long after
+  it was stored. Default 0: set it to 1 to see what ES shows a client that uploads the last part early.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ class Pace:
     reindex_docs_per_second: float | None = None
     max_allocations: int | None = None
     allocation_seconds: float = 0.0
-    ml_refresh_seconds: float = 1.0
+    # ES's periodic refresh is every 1s; 0 (the default until the engine sends the last part last, see
+    # tests/sandbox/test_ml_pace.py) makes late parts visible at once, as if the refresh were instantaneous
+    ml_refresh_seconds: float = 0.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pace:
