@@ -30,6 +30,14 @@ def test_add_block_answers_as_es_and_refuses_writes_until_removed(es):
     es.index(index="movies", document={"a": 1})
 
 
+def test_a_read_block_refuses_searches(es):
+    es.indices.create(index="movies")
+    es.indices.add_block(index="movies", block="read")
+    exc = error(es.search, index="movies")
+    assert (exc.meta.status, exc.body["error"]["type"]) == (403, "cluster_block_exception")
+    assert exc.body["error"]["reason"] == "index [movies] blocked by: [FORBIDDEN/7/index read (api)];"
+
+
 def test_add_block_refuses_an_unknown_block_and_a_missing_index(es):
     es.indices.create(index="movies")
     exc = error(es.indices.add_block, index="movies", block="everything")
