@@ -40,9 +40,9 @@ def similarity(a: str, b: str) -> float:
 
 
 def unrecognized(path: str, invalid: set[str], candidates: set[str]) -> str:
-    """BaseRestHandler#unrecognized (`path` is RestRequest#path: the raw path, decoded): the sorted unknown names, each with the candidates closer than 0.5
-    (most similar first, then by name), e.g. "request [/_search] contains unrecognized parameter: [sise] -> did
-    you mean [size]?"; several candidates read "did you mean any of [a, b]?"."""
+    """BaseRestHandler#unrecognized (`path` is RestRequest#path: the raw path, decoded): the sorted unknown names,
+    each with the candidates closer than 0.5 (most similar first, then by name), e.g. "request [/_search] contains
+    unrecognized parameter: [sise] -> did you mean [size]?"; several candidates read "did you mean any of [a, b]?"."""
     parts = []
     for name in sorted(invalid):
         scored = sorted(((similarity(name, c), c) for c in candidates), key=lambda t: (-t[0], t[1]))
