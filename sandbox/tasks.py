@@ -139,18 +139,15 @@ def _timeout_seconds(req: EsRequest) -> float:
 
 
 def get_task(sb: Any, req: EsRequest, task_id: str) -> dict:
-    task = _tasks(sb).get(task_id)
+    """Runs without the cluster lock (locked=False on its route): waiting for a task must not stop it."""
+    with sb.cluster.lock:
+        task = _tasks(sb).get(task_id)
     if req.flag("wait_for_completion") and not task.completed:
-        timeout = _timeout_seconds(req)
-        sb.cluster.lock.release()  # the handler runs under the cluster lock; the task needs it to progress
-        try:
-            finished = task.done.wait(timeout)
-        finally:
-            sb.cluster.lock.acquire()
-        if not finished:
+        if not task.done.wait(_timeout_seconds(req)):
             raise EsError(f"Timed out waiting for completion of task [{task_id}]", status=408,
                           type="elasticsearch_timeout_exception")
-    return task.result()
+    with sb.cluster.lock:
+        return task.result()
 
 
 def _node_entry(sb: Any, tasks: dict[str, Any]) -> dict[str, Any]:
@@ -189,6 +186,6 @@ def cancel_task(sb: Any, req: EsRequest, task_id: str) -> dict:
 
 ROUTES = [
     Route(("GET",), "/_tasks", list_tasks, api="tasks.list"),
-    Route(("GET",), "/_tasks/<task_id>", get_task, api="tasks.get"),
+    Route(("GET",), "/_tasks/<task_id>", get_task, api="tasks.get", locked=False),
     Route(("POST",), "/_tasks/<task_id>/_cancel", cancel_task, api="tasks.cancel"),
 ]
