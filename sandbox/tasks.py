@@ -142,9 +142,9 @@ def get_task(sb: Any, req: EsRequest, task_id: str) -> dict:
     """Runs without the cluster lock (locked=False on its route): waiting for a task must not stop it."""
     with sb.cluster.lock:
         task = _tasks(sb).get(task_id)
-    if req.flag("wait_for_completion") and not task.completed:
-        if not task.done.wait(_timeout_seconds(req)):
-            raise EsError(f"Timed out waiting for completion of task [{task_id}]", status=408,
+    waited = not req.flag("wait_for_completion") or task.completed or task.done.wait(_timeout_seconds(req))
+    if not waited:
+        raise EsError(f"Timed out waiting for completion of task [{task_id}]", status=408,
                           type="elasticsearch_timeout_exception")
     with sb.cluster.lock:
         return task.result()
