@@ -145,7 +145,7 @@ def get_task(sb: Any, req: EsRequest, task_id: str) -> dict:
     waited = not req.flag("wait_for_completion") or task.completed or task.done.wait(_timeout_seconds(req))
     if not waited:
         raise EsError(f"Timed out waiting for completion of task [{task_id}]", status=408,
-                          type="elasticsearch_timeout_exception")
+                      type="elasticsearch_timeout_exception")
     with sb.cluster.lock:
         return task.result()
 
