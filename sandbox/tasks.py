@@ -9,6 +9,7 @@ A completed task stays readable by id, as ES keeps its result in the `.tasks` in
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 import time
 from collections.abc import Callable
@@ -158,8 +159,6 @@ def _node_entry(sb: Any, tasks: dict[str, Any]) -> dict[str, Any]:
 def _matches(action: str, patterns: list[str] | None) -> bool:
     if not patterns:
         return True
-    import fnmatch
-
     return any(fnmatch.fnmatchcase(action, p) for p in patterns)
 
 
