@@ -88,26 +88,33 @@ def _copy(sb: Any, plan: _Plan, task: Task | None = None) -> tuple[dict[str, Any
     # recordFailure) end the reindex after that batch.
     batches = 0
     size = max(1, plan.batch_size)
+    cancelled = False
     for offset in range(0, len(plan.docs), size):
         batches += 1
         for _, doc_id, doc in plan.docs[offset:offset + size]:
             if task is not None:
-                task.check_cancelled()
                 pace = sb.cluster.pace.reindex_docs_per_second
                 if pace:
                     time.sleep(1 / pace)
-                task.check_cancelled()
+                if task.cancelled:
+                    cancelled = True
+                    break
             with sb.cluster.lock:
                 _copy_one(plan, doc_id, doc, counts, failures)
             if task is not None:
                 task.status = _status(plan, counts, batches)
-        if failures:
+        if failures or cancelled:
             break
     if plan.target is not None and plan.refresh:
         with sb.cluster.lock:
             view.refresh(plan.target)
-    body = {"took": int((time.perf_counter() - started) * 1000), "timed_out": False,
-            **_status(plan, counts, batches), "failures": failures}
+    status = _status(plan, counts, batches)
+    if cancelled:
+        # AbstractAsyncBulkByScrollAction: a cancelled task stops and finishes normally; its response (and status)
+        # carry the cancel reason (BulkByScrollTask.Status "canceled")
+        status["canceled"] = "by user request"
+        task.status = status
+    body = {"took": int((time.perf_counter() - started) * 1000), "timed_out": False, **status, "failures": failures}
     return body, (max(f["status"] for f in failures) if failures else None)
 
 
