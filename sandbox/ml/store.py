@@ -37,14 +37,15 @@ _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 def base64_decoded_length(text: str) -> int:
     """Validate base64 as Java's Base64.getDecoder() does (padding optional, ES PutTrainedModelDefinitionPartAction
     decodes the part when parsing it) and return the decoded length without decoding: parts are decoded once, when
-    a deployment starts, so concurrent 1 MiB uploads are not serialised on decoding."""
+    a deployment starts, so concurrent 1 MiB uploads are not serialised on decoding. One pass over the text (the
+    translate), no copy of it beyond the ASCII encoding."""
     data = text.encode("ascii") if isinstance(text, str) else bytes(text)
-    body = data.rstrip(b"=")
-    padding = len(data) - len(body)
-    tail = len(body) % 4
-    if body.translate(None, _BASE64_ALPHABET) or tail == 1 or padding > 2 or (padding and len(data) % 4):
+    padding = 2 if data.endswith(b"==") else 1 if data.endswith(b"=") else 0
+    length = len(data) - padding
+    tail = length % 4
+    if data.translate(None, _BASE64_ALPHABET) != b"=" * padding or tail == 1 or (padding and len(data) % 4):
         raise ValueError("Input byte array has wrong 4-byte ending unit or an illegal character")
-    return len(body) // 4 * 3 + {0: 0, 2: 1, 3: 2}[tail]
+    return length // 4 * 3 + {0: 0, 2: 1, 3: 2}[tail]
 
 
 @dataclass
