@@ -19,7 +19,11 @@ def _store(sb: Any) -> InferenceStore:
 
 def put_endpoint(sb: Any, req: EsRequest, inference_id: str, task_type: str | None = None) -> Reply:
     warnings: list[str] = []
-    created = _store(sb).put(inference_id, task_type, req.json_object(), warnings)
+    try:
+        created = _store(sb).put(inference_id, task_type, req.json_object(), warnings)
+    except EsError as error:  # ES's deprecation warnings ride on the thread context: errors carry them too
+        error.headers = {**error.headers, **warning_headers(sb.cluster.version, warnings)}
+        raise
     return Reply(created, headers=warning_headers(sb.cluster.version, warnings))
 
 

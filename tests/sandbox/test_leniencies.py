@@ -82,6 +82,7 @@ def test_elser_without_model_id_takes_the_default_model_and_elasticsearch_refuse
     exc = error(es.inference.put, task_type="sparse_embedding", inference_id="e", inference_config={
         "service": "elser", "service_settings": {"num_allocations": 1, "num_threads": 1}})
     assert ".elser_model_2_linux-x86_64" in kind_and_reason(exc)[2]
+    assert "without a model_id field is deprecated" in exc.meta.headers["warning"]
     exc = error(es.inference.put, task_type="sparse_embedding", inference_id="e", inference_config={
         "service": "elasticsearch", "service_settings": {"num_allocations": 1, "num_threads": 1}})
     assert kind_and_reason(exc) == (400, "illegal_argument_exception",
