@@ -213,7 +213,7 @@ def check_spec(api_name: str, params: dict) -> None:
         spec = rest_spec.api(api_name)
     except KeyError:
         return  # not in the specification the sandbox carries: the client decides
-    parts = {part for _, path in spec["paths"] for part in re.findall(r"{(\w+)}", path)}
+    parts = rest_spec.path_parts(api_name)
     for name in params:
         if name == "body":
             if not spec["body"]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from pathlib import Path
 
 from sandbox.errors import IllegalArgument
@@ -55,14 +56,18 @@ def unrecognized(path: str, invalid: set[str], candidates: set[str]) -> str:
     return f"request [{path}] contains unrecognized parameter{plural}: " + ", ".join(parts)
 
 
-def check_request(api_name: str, *, method: str, path: str, params: set[str], path_parts: set[str],
-                  has_body: bool) -> None:
+def path_parts(api_name: str) -> set[str]:
+    """The names of the API's path parts ({index}, {id}, ...), as its handler names them."""
+    return {m.group(1) for _, p in api(api_name)["paths"] for m in re.finditer(r"{(\w+)}", p)}
+
+
+def check_request(api_name: str, *, method: str, path: str, params: set[str], has_body: bool) -> None:
     """Refuse, as ES 9.x does, query parameters the API does not define (400 illegal_argument_exception,
     BaseRestHandler#handleRequest) and a body on an API that takes none ("request [GET /_x] does not support
     having a body": the handler never consumed the content)."""
     spec = api(api_name)
     # path parts are request params too, consumed by the handler (RestRequest#params holds both)
-    known = GLOBAL_PARAMS | set(spec["params"]) | path_parts
+    known = GLOBAL_PARAMS | set(spec["params"]) | path_parts(api_name)
     invalid = params - known
     if invalid:
         raise IllegalArgument(unrecognized(path, invalid, known))

@@ -244,7 +244,7 @@ class Sandbox:
             api_name = route.api_for(request.method)
             if api_name is not None:
                 check_request(api_name, method=request.method, path=request.path, params=set(request.args),
-                              path_parts=set(params), has_body=bool(request.content_length))
+                              has_body=bool(request.content_length))
             es_request = EsRequest(request)  # reads the body outside the lock
             es_request.preparse()
             if route.locked:
