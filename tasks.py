@@ -36,7 +36,7 @@ def conformance(c, folder=None, url=None, verbose=False, name=None):
     """Run Elasticsearch's YAML REST tests against a fresh sandbox (or --url); exit 1 when any test fails."""
     from invoke import Exit
 
-    from tests.conformance.runner import execute
+    from conformance.runner import execute
 
     raise Exit(code=execute(folder, url, verbose=verbose, name_filter=name))
 

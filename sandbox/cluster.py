@@ -2,33 +2,24 @@
 
 from __future__ import annotations
 
-import base64
 import threading
-import time
-import uuid
 from typing import Any
 
+from sandbox.ids import new_uuid
+from sandbox.indices.store import IndexStore
+from sandbox.inference.store import InferenceStore
+from sandbox.ml.store import MlStore
+from sandbox.pace import Pace
+from sandbox.security.store import SecurityStore
+from sandbox.tasks import TaskManager
+
 DEFAULT_VERSION = "9.1.0"
-
-
-def new_uuid() -> str:
-    """ES-style 22-character url-safe base64 id."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-
-
-def now_millis() -> int:
-    return int(time.time() * 1000)
 
 
 class Cluster:
     """State of the stand-in cluster. Stores are created lazily so each area lives in its own package."""
 
     def __init__(self, version: str = DEFAULT_VERSION, cluster_name: str = "sandbox"):
-        from sandbox.indices.store import IndexStore
-        from sandbox.inference.store import InferenceStore
-        from sandbox.ml.store import MlStore
-        from sandbox.security.store import SecurityStore
-
         self.lock = threading.RLock()
         self.version = version
         self.cluster_name = cluster_name
@@ -38,12 +29,16 @@ class Cluster:
         self.ml = MlStore(self)
         self.inference = InferenceStore(self)
         self.security = SecurityStore(self)
+        self.tasks = TaskManager(self)
+        self.pace = Pace()  # test knobs (PUT /_sandbox/pace)
 
     def stores(self) -> dict[str, Any]:
-        return {"indices": self.indices, "ml": self.ml, "inference": self.inference, "security": self.security}
+        return {"indices": self.indices, "ml": self.ml, "inference": self.inference, "security": self.security,
+                "tasks": self.tasks}
 
     def reset(self) -> None:
         with self.lock:
+            self.pace = Pace()
             for store in self.stores().values():
                 store.reset()
 

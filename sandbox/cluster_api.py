@@ -116,11 +116,11 @@ def cluster_state(sb: Any, req: EsRequest) -> dict:
 
 
 ROUTES = [
-    Route(("GET",), "/_cluster/state", cluster_state),
-    Route(("GET", "HEAD"), "/", info),
-    Route(("GET",), "/_cluster/health", health),
-    Route(("GET",), "/_cluster/health/<index>", health),
-    Route(("GET",), "/_capabilities", capabilities),
-    Route(("GET",), "/_cluster/settings", get_cluster_settings),
-    Route(("PUT",), "/_cluster/settings", put_cluster_settings),
+    Route(("GET",), "/_cluster/state", cluster_state, api="cluster.state"),
+    Route(("GET", "HEAD"), "/", info, api={"GET": "info", "HEAD": "ping"}),
+    Route(("GET",), "/_cluster/health", health, api="cluster.health"),
+    Route(("GET",), "/_cluster/health/<index>", health, api="cluster.health"),
+    Route(("GET",), "/_capabilities", capabilities, api="capabilities"),
+    Route(("GET",), "/_cluster/settings", get_cluster_settings, api="cluster.get_settings"),
+    Route(("PUT",), "/_cluster/settings", put_cluster_settings, api="cluster.put_settings"),
 ]

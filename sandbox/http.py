@@ -21,15 +21,22 @@ SUBJECT_KEY = "sandbox.subject"
 
 @dataclass
 class Route:
-    """One entry of the routing table. `writes` marks requests that change state (for the request log)."""
+    """One entry of the routing table. `writes` marks requests that change state (for the request log); `api` is
+    the REST API specification's name of the API the route serves (one name, or one per method), which decides the
+    query parameters and body it accepts (sandbox/rest_spec.py). Only /_sandbox/ hooks have none."""
 
     methods: tuple[str, ...]
     rule: str
     handler: Callable[..., Any]
     writes: bool | None = None  # None: any method other than GET/HEAD writes
+    api: str | dict[str, str] | None = None
+    locked: bool = True  # False: the handler takes the cluster lock itself, for as short a time as it can
 
     def is_write(self, method: str) -> bool:
         return self.writes if self.writes is not None else method not in ("GET", "HEAD")
+
+    def api_for(self, method: str) -> str | None:
+        return self.api.get(method) if isinstance(self.api, dict) else self.api
 
 
 @dataclass
@@ -123,6 +130,15 @@ class EsRequest:
         if name not in self.args:
             return None
         return [part for part in self.args[name].split(",") if part]
+
+
+def warning_headers(version: str, warnings: list[str]) -> dict[str, str]:
+    """Deprecation warnings as ES sends them (HeaderWarning#formatWarning): `299 Elasticsearch-<version> "<text>"`,
+    several joined by commas as one header."""
+    if not warnings:
+        return {}
+    quoted = [w.replace("\\", "\\\\").replace('"', '\\"') for w in warnings]
+    return {"Warning": ", ".join(f'299 Elasticsearch-{version} "{w}"' for w in quoted)}
 
 
 def xcontent_token(value: Any) -> str:

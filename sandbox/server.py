@@ -26,6 +26,7 @@ from sandbox.cluster import DEFAULT_VERSION, Cluster
 from sandbox.errors import EsError, SecurityError, Unsupported
 from sandbox.faults import Faults, RequestLog
 from sandbox.http import ES_JSON, SUBJECT_KEY, EsRequest, Reply, Route
+from sandbox.rest_spec import check_request
 from sandbox.security import authz
 from sandbox.security.actions import action_for
 from sandbox.security.roles import Subject, superuser
@@ -41,6 +42,7 @@ ROUTE_MODULES = (
     "sandbox.inference.api",
     "sandbox.security.api",
     "sandbox.preflight_api",  # read-only: _index_template/_simulate, _validate/query
+    "sandbox.tasks",
 )
 
 # What ES answers for throttling and unavailability, used by injected faults.
@@ -274,10 +276,19 @@ class Sandbox:
             except (NotFound, MethodNotAllowed) as exc:
                 raise Unsupported(request.method, request.path) from exc
             route = self.routes[index]
+            api_name = route.api_for(request.method)
+            if api_name is not None:
+                check_request(api_name, method=request.method, path=request.path, params=set(request.args),
+                              has_body=bool(request.content_length))
             es_request = EsRequest(request)  # reads the body outside the lock
             es_request.preparse()
-            with self.cluster.lock:
-                self._authorize(route, es_request, params)
+            if route.locked:
+                with self.cluster.lock:
+                    self._authorize(route, es_request, params)
+                    result = route.handler(self, es_request, **params)
+            else:  # a handler that waits (GET _tasks/<id>) takes the lock itself, only while it reads
+                with self.cluster.lock:
+                    self._authorize(route, es_request, params)
                 result = route.handler(self, es_request, **params)
             reply = result if isinstance(result, Reply) else Reply(result)
         except EsError as error:

@@ -1,6 +1,7 @@
 """HTTP routes of the indices area: create/get/exists/delete, open/close, mappings, settings.
 
-Aliases, templates and pipelines live in api_aliases.py and api_templates.py; ROUTES gathers all of them.
+Aliases, templates and pipelines live in api_aliases.py and api_templates.py, blocks in api_blocks.py; ROUTES gathers
+all of them.
 es-api-semantics.md §1.1-1.7.
 """
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from sandbox.errors import EsError, IllegalArgument, Unsupported
 from sandbox.http import EsRequest, Reply, Route
-from sandbox.indices import api_aliases, api_templates
+from sandbox.indices import api_aliases, api_blocks, api_templates
 from sandbox.indices import mappings as mapping_rules
 from sandbox.indices import settings as settings_rules
 from sandbox.indices.names import index_options, is_wildcard
@@ -210,21 +211,22 @@ def put_settings(sb: Any, req: EsRequest, index: str | None = None) -> dict:
 
 
 ROUTES: list[Route] = [
-    Route(("GET",), "/_mapping", get_mapping),
-    Route(("GET",), "/<index>/_mapping", get_mapping),
-    Route(("PUT", "POST"), "/<index>/_mapping", put_mapping),
-    Route(("GET",), "/_settings", get_settings),
-    Route(("GET",), "/_settings/<name>", get_settings),
-    Route(("GET",), "/<index>/_settings", get_settings),
-    Route(("GET",), "/<index>/_settings/<name>", get_settings),
-    Route(("PUT",), "/_settings", put_settings),
-    Route(("PUT",), "/<index>/_settings", put_settings),
-    Route(("POST",), "/<index>/_close", close_index),
-    Route(("POST",), "/<index>/_open", open_index),
+    Route(("GET",), "/_mapping", get_mapping, api="indices.get_mapping"),
+    Route(("GET",), "/<index>/_mapping", get_mapping, api="indices.get_mapping"),
+    Route(("PUT", "POST"), "/<index>/_mapping", put_mapping, api="indices.put_mapping"),
+    Route(("GET",), "/_settings", get_settings, api="indices.get_settings"),
+    Route(("GET",), "/_settings/<name>", get_settings, api="indices.get_settings"),
+    Route(("GET",), "/<index>/_settings", get_settings, api="indices.get_settings"),
+    Route(("GET",), "/<index>/_settings/<name>", get_settings, api="indices.get_settings"),
+    Route(("PUT",), "/_settings", put_settings, api="indices.put_settings"),
+    Route(("PUT",), "/<index>/_settings", put_settings, api="indices.put_settings"),
+    Route(("POST",), "/<index>/_close", close_index, api="indices.close"),
+    Route(("POST",), "/<index>/_open", open_index, api="indices.open"),
     *api_aliases.ROUTES,
     *api_templates.ROUTES,
-    Route(("PUT",), "/<index>", create_index),
-    Route(("GET",), "/<index>", get_index),
-    Route(("HEAD",), "/<index>", exists_index),
-    Route(("DELETE",), "/<index>", delete_index),
+    *api_blocks.ROUTES,
+    Route(("PUT",), "/<index>", create_index, api="indices.create"),
+    Route(("GET",), "/<index>", get_index, api="indices.get"),
+    Route(("HEAD",), "/<index>", exists_index, api="indices.exists"),
+    Route(("DELETE",), "/<index>", delete_index, api="indices.delete"),
 ]

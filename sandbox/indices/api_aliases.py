@@ -114,11 +114,10 @@ def _parse_action(entry: Any) -> tuple[str, dict[str, Any]]:
     return kind, {"spec": spec, "indices": indices, "aliases": aliases}
 
 
-def _echo(kind: str, parsed: dict[str, Any]) -> dict[str, Any]:
-    action = {"type": kind, "indices": parsed["indices"]}
-    if parsed["aliases"]:
-        action["aliases"] = parsed["aliases"]
-    return action
+def _echo(kind: str, parsed: dict[str, Any], indices: list[str]) -> dict[str, Any]:
+    """IndicesAliasesResponse.AliasActionResult#toXContent: the type, the RESOLVED concrete indices sorted (not the
+    request's expressions), and the request's original aliases (an empty array when none)."""
+    return {"type": kind, "indices": sorted(set(indices)), "aliases": list(parsed["aliases"] or [])}
 
 
 def update_aliases(sb: Any, req: EsRequest) -> dict:
@@ -142,12 +141,12 @@ def update_aliases(sb: Any, req: EsRequest) -> dict:
 
 def _apply(store: IndexStore, plan: _Plan, kind: str, parsed: dict[str, Any]) -> dict[str, Any]:
     spec = parsed["spec"]
-    result: dict[str, Any] = {"action": _echo(kind, parsed), "status": 200}
+    indices = _resolve_indices(store, parsed["indices"])
+    result: dict[str, Any] = {"action": _echo(kind, parsed, indices), "status": 200}
     if kind == "remove_index":
-        for index in _resolve_indices(store, parsed["indices"]):
+        for index in indices:
             plan.remove_index(index)
         return result
-    indices = _resolve_indices(store, parsed["indices"])
     if kind == "add":
         aliases = [resolve_date_math(a) for a in parsed["aliases"]]
         props = parse_alias(aliases[0], {k: v for k, v in spec.items() if k not in _ADD_EXTRA})
@@ -240,15 +239,15 @@ def exists_alias(sb: Any, req: EsRequest, index: str | None = None, name: str | 
 
 
 ROUTES: list[Route] = [
-    Route(("POST",), "/_aliases", update_aliases),
-    Route(("GET",), "/_alias", get_alias),
-    Route(("GET",), "/_alias/<name>", get_alias),
-    Route(("GET",), "/<index>/_alias", get_alias),
-    Route(("GET",), "/<index>/_alias/<name>", get_alias),
-    Route(("HEAD",), "/_alias/<name>", exists_alias),
-    Route(("HEAD",), "/<index>/_alias/<name>", exists_alias),
-    Route(("PUT", "POST"), "/<index>/_alias/<name>", put_alias),
-    Route(("PUT", "POST"), "/<index>/_aliases/<name>", put_alias),
-    Route(("DELETE",), "/<index>/_alias/<name>", delete_alias),
-    Route(("DELETE",), "/<index>/_aliases/<name>", delete_alias),
+    Route(("POST",), "/_aliases", update_aliases, api="indices.update_aliases"),
+    Route(("GET",), "/_alias", get_alias, api="indices.get_alias"),
+    Route(("GET",), "/_alias/<name>", get_alias, api="indices.get_alias"),
+    Route(("GET",), "/<index>/_alias", get_alias, api="indices.get_alias"),
+    Route(("GET",), "/<index>/_alias/<name>", get_alias, api="indices.get_alias"),
+    Route(("HEAD",), "/_alias/<name>", exists_alias, api="indices.exists_alias"),
+    Route(("HEAD",), "/<index>/_alias/<name>", exists_alias, api="indices.exists_alias"),
+    Route(("PUT", "POST"), "/<index>/_alias/<name>", put_alias, api="indices.put_alias"),
+    Route(("PUT", "POST"), "/<index>/_aliases/<name>", put_alias, api="indices.put_alias"),
+    Route(("DELETE",), "/<index>/_alias/<name>", delete_alias, api="indices.delete_alias"),
+    Route(("DELETE",), "/<index>/_aliases/<name>", delete_alias, api="indices.delete_alias"),
 ]

@@ -111,13 +111,13 @@ def delete_pipeline(sb: Any, req: EsRequest, id: str) -> dict:
 
 
 ROUTES: list[Route] = [
-    Route(("PUT", "POST"), "/_index_template/<name>", put_template),
-    Route(("GET",), "/_index_template", get_templates),
-    Route(("GET",), "/_index_template/<name>", get_templates),
-    Route(("HEAD",), "/_index_template/<name>", exists_template),
-    Route(("DELETE",), "/_index_template/<name>", delete_template),
-    Route(("PUT",), "/_ingest/pipeline/<id>", put_pipeline),
-    Route(("GET",), "/_ingest/pipeline", get_pipeline),
-    Route(("GET",), "/_ingest/pipeline/<id>", get_pipeline),
-    Route(("DELETE",), "/_ingest/pipeline/<id>", delete_pipeline),
+    Route(("PUT", "POST"), "/_index_template/<name>", put_template, api="indices.put_index_template"),
+    Route(("GET",), "/_index_template", get_templates, api="indices.get_index_template"),
+    Route(("GET",), "/_index_template/<name>", get_templates, api="indices.get_index_template"),
+    Route(("HEAD",), "/_index_template/<name>", exists_template, api="indices.exists_index_template"),
+    Route(("DELETE",), "/_index_template/<name>", delete_template, api="indices.delete_index_template"),
+    Route(("PUT",), "/_ingest/pipeline/<id>", put_pipeline, api="ingest.put_pipeline"),
+    Route(("GET",), "/_ingest/pipeline", get_pipeline, api="ingest.get_pipeline"),
+    Route(("GET",), "/_ingest/pipeline/<id>", get_pipeline, api="ingest.get_pipeline"),
+    Route(("DELETE",), "/_ingest/pipeline/<id>", delete_pipeline, api="ingest.delete_pipeline"),
 ]

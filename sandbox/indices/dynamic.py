@@ -163,11 +163,37 @@ def _apply_dynamic(properties: dict[str, Any], source: dict[str, Any], path: str
     return changed
 
 
+def _copy_to_values(properties: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    """{target: value} for the `copy_to` targets of the document's mapped fields."""
+    copies: dict[str, Any] = {}
+    for name, value in _expand_source_dots(source).items():
+        definition = properties.get(name)
+        if not isinstance(definition, dict) or value is None:
+            continue
+        if field_type(definition) in OBJECT_TYPES:
+            if isinstance(value, dict):
+                copies.update(_copy_to_values(definition.get("properties", {}), value))
+            continue
+        targets = definition.get("copy_to") or []
+        for target in targets if isinstance(targets, list) else [targets]:
+            copies.setdefault(target, value)
+    return copies
+
+
 def dynamic_update(mapping: dict[str, Any], source: dict[str, Any]) -> bool:
     """Add mappings for the new fields of a document (in place). Returns whether the mapping changed."""
     dynamic = str(mapping.get("dynamic", "true"))
     properties = mapping.get("properties", {})
     changed = _apply_dynamic(properties, source, "", dynamic, mapping)
+    # ES checks copy_to targets when it indexes a document, not when the mapping is put: DocumentParser copies
+    # the value to the target, which is parsed like a field of the document, so an unmapped target follows the
+    # dynamic setting (mapped under true, refused with strict_dynamic_mapping_exception under strict).
+    copies = _copy_to_values(properties, source)
+    if copies:
+        nested: dict[str, Any] = {}
+        for target, value in copies.items():
+            nested = {**nested, **_expand_source_dots({target: value})}
+        changed = _apply_dynamic(properties, nested, "", dynamic, mapping) or changed
     if changed and properties:
         mapping["properties"] = dict(sorted(properties.items()))
     return changed

@@ -49,6 +49,12 @@ FIELD_PARAMS: dict[str, set[str]] = {
     "semantic_text": {"type", "meta", "inference_id", "search_inference_id", "model_settings", "chunking_settings",
                       "index_options"},
 }
+# ObjectMapper.TypeParser / NestedObjectMapper.TypeParser parameters
+OBJECT_PARAMS = {
+    "object": {"type", "properties", "dynamic", "enabled", "subobjects", "store_array_source", "synthetic_source_keep"},
+    "nested": {"type", "properties", "dynamic", "enabled", "include_in_parent", "include_in_root",
+               "store_array_source", "synthetic_source_keep"},
+}
 # Parameters ES refuses to change on an existing field (FieldMapper parameters without `.updateable`/merge rules).
 NOT_UPDATABLE = ("analyzer", "index", "store", "doc_values", "similarity", "term_vector", "format", "dims",
                  "element_type", "index_prefixes", "index_phrases", "position_increment_gap", "null_value",
@@ -103,13 +109,21 @@ def _parse_field(name: str, full: str, definition: Any, ctx: dict[str, Any], mul
                             f"java.lang.{type(definition).__name__}")
     definition = dict(definition)
     type_name = definition.get("type")
-    if type_name is None and "properties" not in definition and not multi:
+    if type_name is None and not multi:
+        # ObjectMapper.TypeParser#parseProperties: without a type, only `properties` or a lone `enabled` make an
+        # object; anything else is "No type specified for field [x]"
+        if "properties" not in definition and set(definition) != {"enabled"}:
+            raise MapperParsing(f"No type specified for field [{name}]")
         type_name = "object"
     if type_name is not None and (not isinstance(type_name, str) or type_name not in FIELD_TYPES):
         raise _unknown_type(type_name, name)
     if multi and type_name in OBJECT_TYPES:
         raise MapperParsing(f"Type [{type_name}] cannot be used in multi field")
     if type_name in OBJECT_TYPES or type_name is None:
+        unsupported = [k for k in definition if k not in OBJECT_PARAMS.get(type_name or "object", ())]
+        if unsupported:  # ObjectMapper.TypeParser leaves them in the node: checkNoRemainingFields
+            listed = ", ".join(f"{k} : {_show(definition[k])}" for k in unsupported)
+            raise MapperParsing(f"Mapping definition for [{name}] has unsupported parameters:  [{listed}]")
         if "properties" in definition:
             properties = _parse_properties(definition.pop("properties"), full, ctx)
             if properties:  # ES does not print an empty properties object

@@ -24,7 +24,6 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.cluster import new_uuid, now_millis
 from sandbox.errors import (
     EsError,
     IllegalArgument,
@@ -34,6 +33,7 @@ from sandbox.errors import (
     ParseError,
     ResourceAlreadyExists,
 )
+from sandbox.ids import new_uuid, now_millis
 from sandbox.indices import mappings as mapping_rules
 from sandbox.indices import settings as settings_rules
 from sandbox.indices.aliases import parse_alias

@@ -22,12 +22,10 @@ _BODY_KEYS = {"service", "service_settings", "task_settings", "chunking_settings
 
 
 def resolve_task_type(path_task_type: str | None, body_task_type: str | None) -> str:
-    from sandbox.inference.store import check_task_type
-
     if path_task_type is not None:
-        check_task_type(path_task_type)
+        svc.check_task_type(path_task_type)
     if body_task_type is not None:
-        check_task_type(body_task_type)
+        svc.check_task_type(body_task_type)
     if path_task_type and body_task_type and path_task_type != body_task_type:
         raise StatusException(f"Cannot resolve conflicting task_type parameter in the request URL [{path_task_type}] "
                               f"and the request body [{body_task_type}]", 400)
@@ -38,7 +36,9 @@ def resolve_task_type(path_task_type: str | None, body_task_type: str | None) ->
 
 
 def create_endpoint(store: InferenceStore, inference_id: str, path_task_type: str | None,
-                    body: dict[str, Any]) -> dict[str, Any]:
+                    body: dict[str, Any], warnings: list[str] | None = None) -> dict[str, Any]:
+    """Create an endpoint; deprecation warnings ES would send as Warning headers are appended to `warnings`."""
+    warnings = [] if warnings is None else warnings
     body = copy.deepcopy(body)
     task_type = resolve_task_type(path_task_type, body.get("task_type"))
     for key in body:
@@ -66,8 +66,15 @@ def create_endpoint(store: InferenceStore, inference_id: str, path_task_type: st
     task_settings = dict(body.get("task_settings") or {})
     endpoint: dict[str, Any] = {"inference_id": inference_id, "task_type": task_type, "service": service}
     if service in svc.ELASTICSEARCH:
+        settings = svc.default_model_id(service, settings, warnings)
+        task_settings = svc.parse_task_settings(settings.get("model_id"), task_type, task_settings)
         endpoint.update(_deploy(store, inference_id, task_type, svc.parse_elasticsearch_settings(settings, task_type)))
-        if task_type == "rerank":
+        model_id = endpoint["service_settings"]["model_id"]
+        if service == "elser" and model_id in svc.ELSER_MODELS:
+            warnings.append(f"The [elser] service is deprecated and will be removed in a future release. Use the "
+                            f"[elasticsearch] service instead, with [model_id] set to [{svc.DEFAULT_ELSER_MODEL}] in "
+                            f"the [service_settings]")
+        if task_type == "rerank" and model_id not in svc.ELSER_MODELS | svc.E5_MODELS:
             task_settings = {"return_documents": task_settings.get("return_documents", True),
                              **{k: v for k, v in task_settings.items() if k != "return_documents"}}
     else:

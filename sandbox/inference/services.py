@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from sandbox.errors import EsError, StatusException
+from sandbox.errors import EsError, IllegalArgument, StatusException
 
 TASK_TYPES = ("text_embedding", "sparse_embedding", "rerank", "completion", "chat_completion", "any")
 ELASTICSEARCH = ("elasticsearch", "elser")
@@ -30,8 +30,18 @@ EXTERNAL_SECRETS: dict[str, tuple[str, ...]] = {
 }
 SECRET_KEYS = {"api_key", "secret_key", "access_key", "service_account_json", "entra_id", "secret_parameters"}
 DEFAULT_CHUNKING = {"strategy": "sentence", "max_chunk_size": 250, "sentence_overlap": 1}
+# ElasticsearchInternalService: the ELSER and E5 models it knows (other model ids are "custom eland" models), and
+# the variants the sandbox's cluster (linux-x86_64, like its preconfigured endpoints) picks by default.
+ELSER_MODELS = {".elser_model_1", ".elser_model_2", ".elser_model_2_linux-x86_64"}
+E5_MODELS = {".multilingual-e5-small", ".multilingual-e5-small_linux-x86_64"}
+DEFAULT_ELSER_MODEL = ".elser_model_2_linux-x86_64"
 _ES_SETTINGS = {"model_id", "num_allocations", "num_threads", "adaptive_allocations", "deployment_id",
                 "long_document_strategy", "max_chunks_per_doc"}
+
+
+def check_task_type(task_type: str) -> None:
+    if task_type not in TASK_TYPES:
+        raise EsError(f"Unknown task_type [{task_type}]", status=400, type="status_exception")
 
 
 def known_service(service: str) -> bool:
@@ -54,6 +64,31 @@ def unknown_settings(service: str, extra: dict[str, Any]) -> StatusException:
 def validation_error(*problems: str) -> EsError:
     numbered = "".join(f"{i}: {p};" for i, p in enumerate(problems, 1))
     return EsError(f"Validation Failed: {numbered}", status=400, type="validation_exception")
+
+
+def default_model_id(service: str, settings: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """ElasticsearchInternalService#parseRequestConfig: without model_id (and deployment_id), the `elser` service
+    takes the cluster's ELSER v2 variant with a deprecation warning; the `elasticsearch` service refuses."""
+    if settings.get("model_id") is not None or settings.get("deployment_id") is not None:
+        return settings
+    if service != "elser":
+        raise IllegalArgument("Error parsing service settings, model_id must be provided")
+    warnings.append("Putting elasticsearch service inference endpoints (including elser service) without a model_id "
+                    "field is deprecated and will be removed in a future release. Please specify a model_id field.")
+    return {**settings, "model_id": DEFAULT_ELSER_MODEL}
+
+
+def parse_task_settings(model_id: str | None, task_type: str, task_settings: dict[str, Any]) -> dict[str, Any]:
+    """ElasticsearchInternalService: ELSER and E5 endpoints keep no task settings (ElserMlNodeTaskSettings.DEFAULT;
+    what is sent is ignored); a custom eland model takes only `return_documents` (rerank,
+    CustomElandRerankTaskSettings) and anything else is refused by throwIfNotEmptyMap(taskSettingsMap)."""
+    if model_id in ELSER_MODELS or model_id in E5_MODELS:
+        return {}
+    allowed = {"return_documents"} if task_type == "rerank" else set()
+    extra = {k: v for k, v in task_settings.items() if k not in allowed}
+    if extra:
+        raise unknown_settings("elasticsearch", extra)
+    return task_settings
 
 
 def parse_elasticsearch_settings(settings: dict[str, Any], task_type: str) -> dict[str, Any]:

@@ -18,7 +18,9 @@ from typing import Any
 
 from sandbox.errors import EsError, ResourceAlreadyExists, ResourceNotFound, StatusException
 from sandbox.inference import services as svc
+from sandbox.inference.create import create_endpoint, update_endpoint
 from sandbox.inference.preconfigured import PRECONFIGURED, preconfigured_endpoints
+from sandbox.inference.services import check_task_type
 
 
 def not_found(inference_id: str) -> ResourceNotFound:
@@ -81,15 +83,12 @@ class InferenceStore:
                       if e["service"] in svc.ELASTICSEARCH and e.get("deployment_id") == deployment_id)
 
     # ---- create ------------------------------------------------------------------------------------------------
-    def put(self, inference_id: str, path_task_type: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        from sandbox.inference.create import create_endpoint
-
-        return create_endpoint(self, inference_id, path_task_type, body)
+    def put(self, inference_id: str, path_task_type: str | None, body: dict[str, Any],
+            warnings: list[str] | None = None) -> dict[str, Any]:
+        return create_endpoint(self, inference_id, path_task_type, body, warnings)
 
     # ---- update (TransportUpdateInferenceModelAction) ------------------------------------------------------------
     def update(self, inference_id: str, path_task_type: str | None, body: dict[str, Any]) -> dict[str, Any]:
-        from sandbox.inference.create import update_endpoint
-
         return update_endpoint(self, inference_id, path_task_type, body)
 
     def sync_allocations(self, inference_id: str, deployment: Any) -> None:
@@ -234,11 +233,6 @@ class InferenceStore:
                 item["text"] = texts[i]
             ranked.append(item)
         return ranked
-
-
-def check_task_type(task_type: str) -> None:
-    if task_type not in svc.TASK_TYPES:
-        raise EsError(f"Unknown task_type [{task_type}]", status=400, type="status_exception")
 
 
 def _semantic_text_ids(mappings: dict[str, Any]) -> set[str]:

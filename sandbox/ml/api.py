@@ -40,7 +40,7 @@ def _render(store: MlStore, model: TrainedModel, req: EsRequest, includes: set[s
     if aliases:
         config.setdefault("metadata", {})["model_aliases"] = aliases
     if "definition_status" in includes:
-        config["fully_defined"] = model.fully_defined()
+        config["fully_defined"] = model.fully_defined(store.cluster.pace.ml_refresh_seconds)
     if "definition" in includes and model.compressed_definition is not None:
         if req.flag("decompress_definition", True):
             config["definition"] = json.loads(gzip.decompress(base64.b64decode(model.compressed_definition)))
@@ -79,7 +79,12 @@ def delete_model(sb: Any, req: EsRequest, model_id: str) -> dict:
 
 
 def put_definition_part(sb: Any, req: EsRequest, model_id: str, part: int) -> dict:
-    _ml(sb).put_definition_part(model_id, part, req.json_object())
+    """Runs without the cluster lock (its route says locked=False): parts of 1 MiB are parsed and checked in
+    parallel, and only the store itself takes the lock, as ES indexes parts concurrently."""
+    body = req.json_object()
+    raw_length = MlStore.check_definition_part(part, body)
+    with sb.cluster.lock:
+        _ml(sb).store_definition_part(model_id, part, body, raw_length)
     return {"acknowledged": True}
 
 
@@ -227,23 +232,27 @@ def clear_cache(sb: Any, req: EsRequest, model_id: str) -> dict:
 
 _T = "/_ml/trained_models"
 ROUTES = [
-    Route(("GET",), f"{_T}/_stats", get_stats),
-    Route(("GET",), f"{_T}/<model_id>/_stats", get_stats),
-    Route(("GET",), _T, get_models),
-    Route(("GET",), f"{_T}/<model_id>", get_models),
-    Route(("PUT",), f"{_T}/<model_id>", put_model),
-    Route(("DELETE",), f"{_T}/<model_id>", delete_model),
-    Route(("PUT",), f"{_T}/<model_id>/definition/<int:part>", put_definition_part),
-    Route(("PUT",), f"{_T}/<model_id>/vocabulary", put_vocabulary),
-    Route(("PUT", "POST"), f"{_T}/<model_id>/model_aliases/<model_alias>", put_alias),
-    Route(("DELETE",), f"{_T}/<model_id>/model_aliases/<model_alias>", delete_alias),
-    Route(("POST",), f"{_T}/<model_id>/deployment/_start", start_deployment),
-    Route(("POST",), f"{_T}/<model_id>/deployment/_stop", stop_deployment),
-    Route(("POST",), f"{_T}/<model_id>/deployment/_update", update_deployment),
-    Route(("POST",), f"{_T}/<model_id>/deployment/cache/_clear", clear_cache),
+    Route(("GET",), f"{_T}/_stats", get_stats, api="ml.get_trained_models_stats"),
+    Route(("GET",), f"{_T}/<model_id>/_stats", get_stats, api="ml.get_trained_models_stats"),
+    Route(("GET",), _T, get_models, api="ml.get_trained_models"),
+    Route(("GET",), f"{_T}/<model_id>", get_models, api="ml.get_trained_models"),
+    Route(("PUT",), f"{_T}/<model_id>", put_model, api="ml.put_trained_model"),
+    Route(("DELETE",), f"{_T}/<model_id>", delete_model, api="ml.delete_trained_model"),
+    Route(("PUT",), f"{_T}/<model_id>/definition/<int:part>", put_definition_part,
+          api="ml.put_trained_model_definition_part", locked=False),
+    Route(("PUT",), f"{_T}/<model_id>/vocabulary", put_vocabulary, api="ml.put_trained_model_vocabulary"),
+    Route(("PUT", "POST"), f"{_T}/<model_id>/model_aliases/<model_alias>", put_alias, api="ml.put_trained_model_alias"),
+    Route(("DELETE",), f"{_T}/<model_id>/model_aliases/<model_alias>", delete_alias,
+          api="ml.delete_trained_model_alias"),
+    Route(("POST",), f"{_T}/<model_id>/deployment/_start", start_deployment, api="ml.start_trained_model_deployment"),
+    Route(("POST",), f"{_T}/<model_id>/deployment/_stop", stop_deployment, api="ml.stop_trained_model_deployment"),
+    Route(("POST",), f"{_T}/<model_id>/deployment/_update", update_deployment,
+          api="ml.update_trained_model_deployment"),
+    Route(("POST",), f"{_T}/<model_id>/deployment/cache/_clear", clear_cache,
+          api="ml.clear_trained_model_deployment_cache"),
     # ES: .../deployment/_infer is the deprecated spelling of .../_infer (same handler)
-    Route(("POST",), f"{_T}/<model_id>/_infer", infer, writes=False),
-    Route(("POST",), f"{_T}/<model_id>/deployment/_infer", infer, writes=False),
+    Route(("POST",), f"{_T}/<model_id>/_infer", infer, writes=False, api="ml.infer_trained_model"),
+    Route(("POST",), f"{_T}/<model_id>/deployment/_infer", infer, writes=False, api="ml.infer_trained_model"),
     *_INFO_ROUTES,
 ]
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sandbox.errors import ActionRequestValidation, EsError, ResourceNotFound, StatusException
+from sandbox.versions import version_at_least
 
 if TYPE_CHECKING:
     from sandbox.ml.runtime import LoadedModel
@@ -21,14 +22,6 @@ if TYPE_CHECKING:
 
 _WAIT_FOR = ("starting", "started", "fully_allocated")
 _CACHE_ENTRIES = 10_000
-
-
-def version_at_least(version: str, minimum: tuple[int, int]) -> bool:
-    try:
-        major, minor = (int(x) for x in version.split(".")[:2])
-    except ValueError:
-        return True
-    return (major, minor) >= minimum
 
 
 class _WrapsJavaCause(EsError):
@@ -65,6 +58,7 @@ class Deployment:
     total_time_ms: float = 0.0
     last_access: int | None = None
     # transient: never dumped
+    allocating_since: float = field(default_factory=time.monotonic)
     loaded: LoadedModel | None = None
     cache: dict[str, Any] = field(default_factory=dict)
 
@@ -203,13 +197,12 @@ class Deployments:
                                           "[min_number_of_allocations]")
         return dict(raw)
 
-    @staticmethod
-    def _check_definition(model: TrainedModel) -> None:
+    def _check_definition(self, model: TrainedModel) -> None:
         """ES validateModelDefinition: no parts -> 404; lengths not adding up or last part missing -> 400."""
         model_id = model.model_id
         if not model.parts:
             raise ResourceNotFound(f"Could not find trained model definition [{model_id}]")
-        if not model.fully_defined():
+        if not model.fully_defined(self.store.cluster.pace.ml_refresh_seconds):
             raise StatusException(f"Model definition truncated. Unable to deserialize trained model definition "
                                   f"[{model_id}]", 400)
 
@@ -361,12 +354,36 @@ class Deployments:
             (_, update), = config_update.items()
         return self.infer_texts(deployment, texts, update)
 
+    # ---- allocation (Pace knobs) ----------------------------------------------------------------------------
+    def allocated(self, deployment: Deployment) -> int:
+        """Allocations running now. Normally the target; with the pace knobs, as ES reports a deployment that does
+        not fit or is still starting (AllocationStatus: started with allocation_count < target): the first
+        allocation starts at once and each further one `allocation_seconds` later, and all deployments together
+        hold at most `max_allocations` (the earlier-started first)."""
+        pace = self.store.cluster.pace
+        target = deployment.number_of_allocations
+        count = target
+        if pace.allocation_seconds > 0:
+            elapsed = time.monotonic() - deployment.allocating_since
+            count = min(count, 1 + int(elapsed / pace.allocation_seconds))
+        if pace.max_allocations is not None:
+            earlier = [d for d in self.by_id.values() if d.allocating_since < deployment.allocating_since]
+            taken = sum(self.allocated(d) for d in earlier)
+            count = min(count, max(0, pace.max_allocations - taken))
+        return count
+
+    def allocation_status(self, deployment: Deployment) -> dict[str, Any]:
+        """ES AllocationStatus: starting (none yet), started (some), fully_allocated (all of the target)."""
+        count, target = self.allocated(deployment), deployment.number_of_allocations
+        state = "fully_allocated" if count >= target else ("started" if count > 0 else "starting")
+        return {"allocation_count": count, "target_allocation_count": target, "state": state}
+
     # ---- responses ---------------------------------------------------------------------------------------------
     def assignment(self, deployment: Deployment) -> dict[str, Any]:
         started = datetime.fromtimestamp(deployment.start_time / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
         body = {
             "task_parameters": deployment.task_parameters(),
-            "routing_table": {self.node_id: {"current_allocations": deployment.number_of_allocations,
+            "routing_table": {self.node_id: {"current_allocations": self.allocated(deployment),
                                              "target_allocations": deployment.number_of_allocations,
                                              "routing_state": "started", "reason": ""}},
             "assignment_state": "started",
@@ -392,7 +409,7 @@ class Deployments:
             "inference_cache_hit_count_last_minute": 0,
             "average_inference_time_ms": round(average, 3),
             "average_inference_time_ms_excluding_cache_hits": round(average, 3),
-            "number_of_allocations": deployment.number_of_allocations,
+            "number_of_allocations": self.allocated(deployment),
             "threads_per_allocation": deployment.threads_per_allocation,
             "throughput_last_minute": 0,
             "number_of_pending_requests": 0,
@@ -408,10 +425,9 @@ class Deployments:
             "deployment_id": deployment.deployment_id, "model_id": deployment.model_id,
             "threads_per_allocation": deployment.threads_per_allocation,
             "number_of_allocations": deployment.number_of_allocations,
-            "queue_capacity": deployment.queue_capacity, "state": "started",
-            "allocation_status": {"allocation_count": deployment.number_of_allocations,
-                                  "target_allocation_count": deployment.number_of_allocations,
-                                  "state": "fully_allocated"},
+            "queue_capacity": deployment.queue_capacity,
+            "state": "started" if self.allocated(deployment) else "starting",
+            "allocation_status": self.allocation_status(deployment),
             "cache_size": deployment.cache_size_text(), "priority": deployment.priority,
             "start_time": deployment.start_time, "peak_throughput_per_minute": count,
             "inference_count": count, "error_count": deployment.error_count,

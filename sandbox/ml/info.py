@@ -71,4 +71,4 @@ def ml_info(sb: Any, req: EsRequest) -> dict[str, Any]:
     }
 
 
-ROUTES = [Route(("GET",), "/_ml/info", ml_info)]
+ROUTES = [Route(("GET",), "/_ml/info", ml_info, api="ml.info")]

@@ -16,11 +16,12 @@ from __future__ import annotations
 import base64
 import fnmatch
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.cluster import now_millis
-from sandbox.errors import EsError, ResourceAlreadyExists, ResourceNotFound, StatusException
+from sandbox.errors import ActionRequestValidation, EsError, ResourceAlreadyExists, ResourceNotFound, StatusException
+from sandbox.ids import now_millis
 from sandbox.ml.config import build_config, check_model_id, lang_ident_config
 
 LANG_IDENT = "lang_ident_model_1"
@@ -36,14 +37,15 @@ _BASE64_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 def base64_decoded_length(text: str) -> int:
     """Validate base64 as Java's Base64.getDecoder() does (padding optional, ES PutTrainedModelDefinitionPartAction
     decodes the part when parsing it) and return the decoded length without decoding: parts are decoded once, when
-    a deployment starts, so concurrent 1 MiB uploads are not serialised on decoding."""
+    a deployment starts, so concurrent 1 MiB uploads are not serialised on decoding. One pass over the text (the
+    translate), no copy of it beyond the ASCII encoding."""
     data = text.encode("ascii") if isinstance(text, str) else bytes(text)
-    body = data.rstrip(b"=")
-    padding = len(data) - len(body)
-    tail = len(body) % 4
-    if body.translate(None, _BASE64_ALPHABET) or tail == 1 or padding > 2 or (padding and len(data) % 4):
+    padding = 2 if data.endswith(b"==") else 1 if data.endswith(b"=") else 0
+    length = len(data) - padding
+    tail = length % 4
+    if data.translate(None, _BASE64_ALPHABET) != b"=" * padding or tail == 1 or (padding and len(data) % 4):
         raise ValueError("Input byte array has wrong 4-byte ending unit or an illegal character")
-    return len(body) // 4 * 3 + {0: 0, 2: 1, 3: 2}[tail]
+    return length // 4 * 3 + {0: 0, 2: 1, 3: 2}[tail]
 
 
 @dataclass
@@ -56,6 +58,12 @@ class TrainedModel:
     vocabulary: dict[str, Any] | None = None
     compressed_definition: str | None = None  # tree models only
     downloading: bool = False
+    # ES stores parts as documents of the .ml-inference-native index and refreshes it only when it stores the LAST
+    # part (TransportPutTrainedModelDefinitionPartAction: refresh when part == total_parts - 1); what reads the
+    # definition back (definition_status, the deployment start) searches, so a part stored after that refresh is
+    # invisible until the index's next periodic refresh (Pace.ml_refresh_seconds, ES's 1s refresh_interval).
+    part_stored_at: dict[int, float] = field(default_factory=dict)
+    refreshed_at: float = 0.0
 
     @property
     def model_id(self) -> str:
@@ -65,12 +73,20 @@ class TrainedModel:
     def model_type(self) -> str:
         return self.config["model_type"]
 
-    def fully_defined(self) -> bool:
-        """ES checkFullModelDefinitionIsPresent: all parts present and lengths add up to the declared total."""
+    def visible_parts(self, refresh_seconds: float = 1.0) -> list[int]:
+        """The parts a search sees: stored before the last refresh, or long enough ago for a periodic refresh."""
+        now = time.monotonic()
+        return sorted(p for p, at in self.part_stored_at.items()
+                      if at <= self.refreshed_at or at + refresh_seconds <= now)
+
+    def fully_defined(self, refresh_seconds: float = 1.0) -> bool:
+        """ES checkFullModelDefinitionIsPresent: all parts present (as a search sees them) and their lengths add
+        up to the declared total."""
         if self.total_parts is None or not self.parts:
             return False
-        return (len(self.parts) == self.total_parts and sorted(self.parts) == list(range(self.total_parts))
-                and sum(self.part_lengths.values()) == self.total_length)
+        visible = self.visible_parts(refresh_seconds)
+        return (visible == list(range(self.total_parts))
+                and sum(self.part_lengths[p] for p in visible) == self.total_length)
 
     def definition_bytes(self) -> bytes:
         # padding is optional for ES (Java's decoder), not for Python's
@@ -84,7 +100,8 @@ class TrainedModel:
 
     @classmethod
     def load(cls, data: dict[str, Any]) -> TrainedModel:
-        return cls(config=data["config"], parts={int(k): v for k, v in data.get("parts", {}).items()},
+        parts = {int(k): v for k, v in data.get("parts", {}).items()}
+        return cls(config=data["config"], parts=parts, part_stored_at=dict.fromkeys(parts, 0.0),
                    part_lengths={int(k): v for k, v in data.get("part_lengths", {}).items()},
                    total_length=data.get("total_length"), total_parts=data.get("total_parts"),
                    vocabulary=data.get("vocabulary"), compressed_definition=data.get("compressed_definition"),
@@ -213,10 +230,10 @@ class MlStore:
         self.models[model_id] = TrainedModel(config, downloading=True)
         return config
 
-    def put_definition_part(self, model_id: str, part: int, body: dict[str, Any]) -> None:
-        model = self.models.get(model_id)
-        if model is None:
-            raise not_found(model_id)
+    @staticmethod
+    def check_definition_part(part: int, body: dict[str, Any]) -> int:
+        """Parse and validate a definition part as ES's REST layer and Request#validate do, before any model
+        lookup; returns the decoded length. Needs no lock, so concurrent uploads check in parallel."""
         allowed = {"definition", "total_definition_length", "total_parts"}
         for key in body:
             if key not in allowed:
@@ -241,26 +258,37 @@ class MlStore:
         if total_length <= 0:
             validation.append("[total_definition_length] must be greater than 0")
         if validation:
-            from sandbox.errors import ActionRequestValidation
-
             raise ActionRequestValidation(*validation)
-        if model.model_type != "pytorch":
-            # ES TransportPutTrainedModelDefinitionPartAction: only models stored by location (pytorch) take parts
-            raise StatusException(f"cannot put definition for model [{model_id}] as location is null", 400)
         try:
-            raw_length = base64_decoded_length(body["definition"])
+            return base64_decoded_length(body["definition"])
         except ValueError as exc:
             raise EsError(f"[definition] failed to decode base64: {exc}", status=400,
                           type="x_content_parse_exception") from exc
+
+    def store_definition_part(self, model_id: str, part: int, body: dict[str, Any], raw_length: int) -> None:
+        """Store a checked part (under the cluster lock: a dict insert, so parts are stored concurrently)."""
+        model = self.models.get(model_id)
+        if model is None:
+            raise not_found(model_id)
+        if model.model_type != "pytorch":
+            # ES TransportPutTrainedModelDefinitionPartAction: only models stored by location (pytorch) take parts
+            raise StatusException(f"cannot put definition for model [{model_id}] as location is null", 400)
         if part in model.parts:
             # ES TrainedModelProvider.storeTrainedModelDefinitionDoc: the part is indexed with op_type=create and the
             # version conflict becomes ResourceAlreadyExistsException (INFERENCE_TRAINED_MODEL_DOC_EXISTS)
             raise ResourceAlreadyExists(f"Trained machine learning model chunked doc [{model_id}][{part}] already "
                                         f"exists")
+        total_parts = int(body["total_parts"])
         model.parts[part] = body["definition"]
         model.part_lengths[part] = raw_length
+        model.part_stored_at[part] = time.monotonic()
         model.total_parts = total_parts
-        model.total_length = total_length
+        model.total_length = int(body["total_definition_length"])
+        if part == total_parts - 1:
+            model.refreshed_at = time.monotonic()  # the last part's write refreshes the index
+
+    def put_definition_part(self, model_id: str, part: int, body: dict[str, Any]) -> None:
+        self.store_definition_part(model_id, part, body, self.check_definition_part(part, body))
 
     def put_vocabulary(self, model_id: str, body: dict[str, Any]) -> None:
         model = self.models.get(model_id)
@@ -270,8 +298,6 @@ class MlStore:
             if key not in ("vocabulary", "merges", "scores"):
                 raise EsError(f"[put_trained_model_vocabulary] unknown field [{key}]", status=400,
                               type="x_content_parse_exception")
-        from sandbox.errors import ActionRequestValidation
-
         # ES PutTrainedModelVocabularyAction.Request.validate
         if not body.get("vocabulary"):
             raise ActionRequestValidation("[vocabulary] must not be empty")

@@ -35,10 +35,6 @@ IGNORED_KEYS = {"timeout", "version", "seq_no_primary_term", "track_scores", "_n
 FALSE_ONLY_KEYS = {"explain", "profile"}
 SUPPORTED_KEYS = {"query", "retriever", "from", "size", "sort", "_source", "track_total_hits", "min_score",
                   "fields"}
-UNSUPPORTED_QUERIES = {"wildcard", "prefix", "regexp", "fuzzy", "nested", "has_child", "has_parent", "knn",
-                       "semantic", "sparse_vector", "function_score", "script_score", "script", "geo_distance",
-                       "more_like_this", "simple_query_string", "match_bool_prefix", "match_phrase_prefix",
-                       "combined_fields", "span_term", "intervals", "rank_feature", "text_expansion", "boosting"}
 
 
 def _unsupported(what: str) -> EsError:
@@ -105,7 +101,8 @@ def run_search(sb: Any, index: str | None, body: dict[str, Any], args: Any) -> d
                                   **({"default_operator": args["default_operator"]}
                                      if "default_operator" in args else {})}}
     if "retriever" in body:
-        retrievers.validate(body["retriever"], size if ("size" in body or "size" in args) else None)
+        retrievers.validate(body["retriever"], size if ("size" in body or "size" in args) else None,
+                            sb.cluster.version)
     indices = resolve_indices(sb, index, _index_options(args))
     for target in indices:
         window = _int((target.settings or {}).get("index.max_result_window", 10_000), "index.max_result_window")
@@ -219,10 +216,10 @@ def count(sb: Any, req: EsRequest, index: str | None = None) -> dict[str, Any]:
 
 
 ROUTES = [
-    Route(("GET", "POST"), "/_search", search, writes=False),
-    Route(("GET", "POST"), "/<index>/_search", search, writes=False),
-    Route(("GET", "POST"), "/_msearch", msearch, writes=False),
-    Route(("GET", "POST"), "/<index>/_msearch", msearch, writes=False),
-    Route(("GET", "POST"), "/_count", count, writes=False),
-    Route(("GET", "POST"), "/<index>/_count", count, writes=False),
+    Route(("GET", "POST"), "/_search", search, writes=False, api="search"),
+    Route(("GET", "POST"), "/<index>/_search", search, writes=False, api="search"),
+    Route(("GET", "POST"), "/_msearch", msearch, writes=False, api="msearch"),
+    Route(("GET", "POST"), "/<index>/_msearch", msearch, writes=False, api="msearch"),
+    Route(("GET", "POST"), "/_count", count, writes=False, api="count"),
+    Route(("GET", "POST"), "/<index>/_count", count, writes=False, api="count"),
 ]

@@ -56,6 +56,10 @@ def resolve_indices(sb: Any, expression: str | None, options: dict[str, Any]) ->
             # ES: searching a closed index by name (wildcards skip closed indices)
             raise EsError("closed", status=400, type="index_closed_exception", index_uuid=index.uuid,
                           index=index.name)
+        if str((index.settings or {}).get("index.blocks.read", "false")).lower() == "true":
+            # IndexMetadata.APIBlock.READ (id 7): searches of a read-blocked index fail (ClusterBlockException)
+            raise EsError(f"index [{index.name}] blocked by: [FORBIDDEN/7/index read (api)];", status=403,
+                          type="cluster_block_exception")
     return Target(indices, expression, store)
 
 

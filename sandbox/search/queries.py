@@ -19,6 +19,12 @@ from sandbox.search.view import Built
 BM25_K1 = 1.2
 _LUCENE_SCALE = 1.0 / (1.0 + BM25_K1)  # tantivy multiplies BM25 by (k1 + 1); Lucene 8+ does not
 
+# queries the sandbox knowingly does not run: refused as unsupported, not as unknown
+UNSUPPORTED_QUERIES = {"wildcard", "prefix", "regexp", "fuzzy", "nested", "has_child", "has_parent", "knn",
+                       "semantic", "sparse_vector", "function_score", "script_score", "script", "geo_distance",
+                       "more_like_this", "simple_query_string", "match_bool_prefix", "match_phrase_prefix",
+                       "combined_fields", "span_term", "intervals", "rank_feature", "text_expansion", "boosting"}
+
 
 def parsing_error(reason: str) -> EsError:
     return EsError(reason, status=400, type="parsing_exception")
@@ -240,8 +246,6 @@ class Compiler:
         kind, spec = next(iter(query.items()))
         handler = getattr(self, f"q_{kind}", None)
         if handler is None:
-            from sandbox.search.api import UNSUPPORTED_QUERIES
-
             if kind in UNSUPPORTED_QUERIES:
                 raise EsError(f"the sandbox does not support the [{kind}] query", status=400,
                               type="sandbox_unsupported_exception")

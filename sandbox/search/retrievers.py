@@ -13,6 +13,7 @@ from typing import Any
 from sandbox.errors import ActionRequestValidation, EsError
 from sandbox.search.execute import Hit, apply_sort, f32, parse_sort, search_hits
 from sandbox.search.fields import values_at
+from sandbox.versions import version_at_least
 
 DEFAULT_RERANK_ID = ".rerank-v1-elasticsearch"  # 9.x default inference_id (es-api-semantics.md §4)
 DEFAULT_RANK_WINDOW = 10
@@ -41,7 +42,7 @@ def _one(spec: Any) -> tuple[str, dict[str, Any]]:
     return name, body
 
 
-def validate(spec: Any, size: int | None) -> None:
+def validate(spec: Any, size: int | None, version: str = "9.1.0") -> None:
     """Request-level checks done before any search (ES: SearchRequest#validate / retriever builders)."""
     name, body = _one(spec)
     if name == "standard":
@@ -51,6 +52,8 @@ def validate(spec: Any, size: int | None) -> None:
         return
     if name == "text_similarity_reranker":
         unknown = set(body) - _RERANK_KEYS
+        if "chunk_rescorer" in body and not version_at_least(version, (9, 2)):
+            unknown.add("chunk_rescorer")  # TextSimilarityRankRetrieverBuilder parses it from 9.2 (snippets feature)
         if unknown:
             raise _parse_error(name, f"unknown field [{sorted(unknown)[0]}]")
         missing = [k for k in ("retriever", "field", "inference_text") if k not in body]
@@ -65,7 +68,7 @@ def validate(spec: Any, size: int | None) -> None:
         if isinstance(chunk, dict) and "size" in chunk and int(chunk["size"]) <= 0:
             raise EsError(f"size must be greater than 0, was: {chunk['size']}", status=400,
                           type="illegal_argument_exception")  # ES TextSimilarityRankRetrieverBuilder
-        validate(body["retriever"], None)
+        validate(body["retriever"], None, version)
         return
     raise EsError(f"unknown retriever [{name}]", status=400, type="parsing_exception")
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conformance import runner as conformance
-from tests.conformance import wipe
-from tests.conformance.calls import _check_warnings, _decode_body, parse_warnings
-from tests.conformance.skips import Skip, SkipList
-from tests.conformance.yamlops import Context, TestFailure
+from conformance import runner as conformance
+from conformance import wipe
+from conformance.calls import _check_warnings, _decode_body, parse_warnings
+from conformance.skips import Skip, SkipList
+from conformance.yamlops import Context, TestFailure
 
 SUITE = Path(__file__).parents[3] / "shared" / "es-yaml-tests"  # ../shared beside the checkout
 NO_SKIPS = SkipList((), ())
@@ -30,7 +30,7 @@ def test_saved_elasticsearch_suite_passes_against_the_sandbox():
             pytest.fail(message + " - CI must provide it")
         pytest.skip(message)
     out = io.StringIO()
-    summary = conformance.run(SUITE, out=out)
+    summary = conformance.run(SUITE, out=out, next_suite=SUITE.with_name("es-yaml-tests-next"))
     assert summary.count("passed") > 0, out.getvalue()
     if summary.count("failed"):
         pytest.fail("\n".join(summary.failure_lines() + [summary.line]), pytrace=False)
@@ -281,7 +281,7 @@ def test_an_unknown_api_fails_and_catch_param_sends_nothing(run_yaml, sandbox):
     assert [e for e in sandbox.log.entries(0) if e["path"] == "/"] == []
 
 
-def test_stash_from_a_real_response_head_as_bool_and_unknown_params_sent(run_yaml, sandbox):
+def test_stash_from_a_real_response_head_as_bool_and_undefined_params_refused(run_yaml, sandbox):
     summary, out = run_yaml("""
         "stash and reuse":
           - do: {info: {}}
@@ -291,13 +291,16 @@ def test_stash_from_a_real_response_head_as_bool_and_unknown_params_sent(run_yam
         "HEAD gives a boolean":
           - do: {ping: {}}
           - is_true: ''
-        "an unknown parameter is sent, not dropped":
+        "a parameter the spec does not define fails":
           - do: {info: {made_up_param: "yes"}}
     """)
     assert outcomes(summary) == {"stash and reuse": "passed", "HEAD gives a boolean": "passed",
-                                 "an unknown parameter is sent, not dropped": "passed"}, out
+                                 "a parameter the spec does not define fails": "failed"}, out
+    summary, out = run_yaml("""
+        "sent":
+          - do: {info: {}}
+    """)
     queries = [e["query"] for e in sandbox.log.entries(0) if e["path"] == "/"]
-    assert any("made_up_param=yes" in q.split("&") for q in queries), queries
     # like ES's Java runner, every call asks for error traces unless the test sets error_trace itself
     assert all("error_trace=true" in q.split("&") for q in queries), queries
 
@@ -430,3 +433,48 @@ def test_the_cluster_wipe_removes_what_tests_create_and_keeps_builtins(es):
     assert "wipe-model" not in models and "lang_ident_model_1" in models
     endpoints = {e["inference_id"] for e in es.inference.get(inference_id="_all")["endpoints"]}
     assert endpoints == builtin_endpoints
+
+
+def test_a_file_level_requires_document_is_a_condition_not_a_test(run_yaml):
+    summary, out = run_yaml("""
+        requires:
+          test_runner_features: [no_such_runner_feature]
+          reason: the whole file needs it
+        ---
+        "first":
+          - do: {info: {}}
+        ---
+        "second":
+          - do: {info: {}}
+    """)
+    assert outcomes(summary) == {"first": "skipped", "second": "skipped"}, out
+    summary, out = run_yaml("""
+        requires:
+          test_runner_features: [contains]
+          reason: a feature the runner has
+        ---
+        "only test":
+          - do: {info: {}}
+    """)
+    assert outcomes(summary) == {"only test": "passed"}, out
+
+
+def test_a_parameter_or_body_the_api_does_not_define_fails_the_step_before_sending(run_yaml, sandbox):
+    summary, out = run_yaml("""
+        "undefined parameter":
+          - do: {indices.create: {index: strict-a, no_such_param: 1}}
+        "body on an API without one":
+          - do: {indices.exists: {index: strict-b, body: {a: 1}}}
+        "defined ones are fine":
+          - do: {indices.create: {index: strict-c, timeout: 30s, wait_for_active_shards: 1, pretty: true}}
+    """)
+    assert outcomes(summary) == {"undefined parameter": "failed", "body on an API without one": "failed",
+                                 "defined ones are fine": "passed"}, out
+    assert "path/param [no_such_param] not supported by [indices.create] api" in out
+    assert "body is not supported by [indices.exists] api" in out
+    summary, out = run_yaml("""
+        "undefined parameter":
+          - do: {indices.create: {index: strict-a, no_such_param: 1}}
+    """)  # alone, so that the log (wiped before each test) holds its requests
+    assert outcomes(summary) == {"undefined parameter": "failed"}, out
+    assert "/strict-a" not in [e["path"] for e in sandbox.log.entries(0)]  # nothing was sent

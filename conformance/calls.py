@@ -5,7 +5,9 @@ spec the Java runner reads), so `do: indices.create` becomes `client.indices.cre
 elasticsearch-py's own YamlRunner. Differences from that runner (es-api-semantics.md §6.3), on purpose:
 * `catch: bad_request` (and every named catch) checks the status; `catch: /regex/` really searches the error;
 * `ignore: 404` becomes `client.options(ignore_status=404)` instead of skipping the test;
-* a parameter the client does not know is still sent as a query parameter, never dropped.
+* a parameter the client does not know is still sent as a query parameter, never dropped, if the REST API
+  specification defines it; one it does not define fails the step before anything is sent, as in ES's
+  ClientYamlTestClient ("path/param [x] not supported by [api] api"), and so does a body for an API without one.
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, ElasticsearchWarning
+from elasticsearch.exceptions import GeneralAvailabilityWarning
 
-from tests.conformance.yamlops import Context, TestFailure, show
+from conformance.yamlops import Context, TestFailure, show
+from sandbox import rest_spec
 
 # ES DoSection.CATCHES: the named catch values and the status each one requires
 CATCH_STATUS = {
@@ -43,6 +47,9 @@ PARAM_RENAMES = {"from": "from_"}
 # ES test clusters define x_pack_rest_user as the superuser the runner itself authenticates as; a `do` sending
 # its credentials means "as the runner's own user", so the runner's credentials are used (as elasticsearch-py's
 # YamlRunner does), which also works against a cluster without that user.
+# The spec's _common.json parameters (ClientYamlSuiteRestSpec#isGlobalParameter) and its client parameter
+# `ignore` (#isClientParameter), accepted for every API by ES's runner.
+SPEC_GLOBAL_PARAMS = frozenset({"error_trace", "filter_path", "human", "pretty", "source", "ignore"})
 _TEST_SUPERUSER = "Basic " + base64.b64encode(b"x_pack_rest_user:x-pack-test-password").decode()
 _WARNING = re.compile(r'\d{3} \S+ "((?:\\.|[^"\\])*)"')
 
@@ -134,6 +141,7 @@ def call(client: Elasticsearch, ctx: Context, do: dict, trace: list[Exchange]) -
         # ES DoSection: a client-side parameter error is expected, so nothing is sent and the response is kept
         return
     params = ctx.resolve(dict(do[api_name] or {}))
+    check_spec(api_name, params)
     exchange = Exchange(api_name, dict(params))
     trace.append(exchange)
 
@@ -168,6 +176,7 @@ def call(client: Elasticsearch, ctx: Context, do: dict, trace: list[Exchange]) -
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ElasticsearchWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore", GeneralAvailabilityWarning)  # the client's "technical preview" notice
             response = func(**params)
     except ApiError as error:
         status, body, got = error.meta.status, error.body, parse_warnings(error.meta.headers)
@@ -195,6 +204,22 @@ def call(client: Elasticsearch, ctx: Context, do: dict, trace: list[Exchange]) -
         return
     _check_catch(api_name, catch, status, body, is_error)
     ctx.set_response(body)
+
+
+def check_spec(api_name: str, params: dict) -> None:
+    """ES ClientYamlTestClient#callApi: every parameter must be a path part, a parameter of the API or a global
+    one, and a body needs an API that takes one; otherwise the step fails before anything is sent."""
+    try:
+        spec = rest_spec.api(api_name)
+    except KeyError:
+        return  # not in the specification the sandbox carries: the client decides
+    parts = rest_spec.path_parts(api_name)
+    for name in params:
+        if name == "body":
+            if not spec["body"]:
+                raise TestFailure(f"body is not supported by [{api_name}] api")
+        elif name not in parts and name not in spec["params"] and name not in SPEC_GLOBAL_PARAMS:
+            raise TestFailure(f"path/param [{name}] not supported by [{api_name}] api")
 
 
 def _brief(body: Any) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
-from tests.conformance.yamlops import TestFailure, TestSkipped
+from conformance.yamlops import TestFailure, TestSkipped
 
 # Test runner features this runner implements faithfully (README "Available test runner features").
 SUPPORTED_RUNNER_FEATURES = frozenset({

@@ -1,6 +1,6 @@
 """Run a folder of Elasticsearch YAML REST tests against a URL, or against a fresh in-process sandbox.
 
-    python -m tests.conformance.runner [FOLDER] [--url URL] [-v] [-k NAME] [--include-alt]
+    python -m conformance.runner [FOLDER] [--url URL] [-v] [-k NAME] [--include-alt]
     invoke conformance [-f FOLDER] [--url URL] [-v] [-n NAME]
 
 Each file is parsed into `setup`, `teardown` and test sections. For every test section, as Elasticsearch's
@@ -9,7 +9,7 @@ sections of setup/teardown (whole file) and of the test are evaluated, then setu
 One line is printed per file and a final `N passed, N failed, N skipped` line; the exit code is 1 when any
 test failed. The format: rest-api-spec/src/yamlRestTest/resources/rest-api-spec/test/README.asciidoc.
 
-Skips: a test is skipped by its own `skip`/`requires` sections, or by tests/conformance/skips.yaml (the one
+Skips: a test is skipped by its own `skip`/`requires` sections, or by conformance/skips.yaml (the one
 list of deliberately out-of-scope tests, each with its reason). Against a sandbox, a test whose `requires`
 names a cluster feature or capability the sandbox does not advertise FAILS unless skips.yaml lists it, so an
 unclaimed feature is a visible conformance gap rather than a silent skip. Against --url, the cluster's own
@@ -31,16 +31,18 @@ from urllib.parse import urlsplit, urlunsplit
 import yaml
 from elasticsearch import Elasticsearch
 
-from tests.conformance import skips as skiplist
-from tests.conformance import yamlops as ops
-from tests.conformance.calls import Exchange, call
-from tests.conformance.conditions import Server, check_prerequisite
-from tests.conformance.wipe import is_sandbox, wipe
-from tests.conformance.yamlops import Context, TestFailure, TestSkipped
+from conformance import skips as skiplist
+from conformance import yamlops as ops
+from conformance.calls import Exchange, call
+from conformance.conditions import Server, check_prerequisite
+from conformance.wipe import is_sandbox, wipe
+from conformance.yamlops import Context, TestFailure, TestSkipped
 
 ALT_VERSIONS = "_alt-versions"
 # The saved suite lives beside the checkout (../shared), not in the project: see es-yaml-tests/README.md.
-DEFAULT_SUITE = Path(__file__).resolve().parents[3] / "shared" / "es-yaml-tests"
+DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "shared" / "es-yaml-tests"
+# Newer tests kept beside it (APIs the sandbox gained later); skips.yaml `included_next` names the folders run.
+DEFAULT_NEXT = DEFAULT_SUITE.with_name("es-yaml-tests-next")
 
 _ASSERTIONS: dict[str, Callable[[Context, Any], None]] = {
     "match": ops.assert_match,
@@ -106,17 +108,30 @@ class Suite:
     setup: list
     teardown: list
     tests: list[tuple[str, list]]
+    prerequisites: list = field(default_factory=list)  # file-level `requires`/`skip` documents, as steps
+
+
+def _is_condition(doc: dict) -> bool:
+    """A document holding only `requires`/`skip` sections (mappings, where a test holds a list of steps) is a
+    condition on the whole file, not a test (ES ClientYamlTestSuite: the file's prerequisites)."""
+    return bool(doc) and set(doc) <= {"requires", "skip"} and all(isinstance(v, dict) for v in doc.values())
 
 
 def parse(path: Path) -> Suite:
     setup: list = []
     teardown: list = []
     tests: list[tuple[str, list]] = []
+    prerequisites: list = []
     for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
         if not doc:
             continue
         if not isinstance(doc, dict):
             raise ValueError(f"a section must be a mapping, got {type(doc).__name__}")
+        if _is_condition(doc):
+            if setup or teardown or tests:
+                raise ValueError("a file-level requires/skip document must come before setup and the tests")
+            prerequisites += [{key: value} for key, value in doc.items()]
+            continue
         for name, steps in doc.items():
             if name == "setup":
                 setup = steps or []
@@ -124,7 +139,7 @@ def parse(path: Path) -> Suite:
                 teardown = steps or []
             else:
                 tests.append((str(name), steps or []))
-    return Suite(setup, teardown, tests)
+    return Suite(setup, teardown, tests, prerequisites)
 
 
 def discover(folder: Path, skips: skiplist.SkipList, include_alt: bool = False) -> list[Path]:
@@ -191,7 +206,7 @@ class Runner:
         trace: list[Exchange] = []
         ctx = Context()
         try:
-            for section in (suite.setup, suite.teardown, steps):
+            for section in (suite.prerequisites, suite.setup, suite.teardown, steps):
                 for step in _leading_prerequisites(section)[0]:
                     check_prerequisite(self.server, step)
             self.reset()
@@ -301,8 +316,10 @@ def _redact(url: str) -> str:
 
 
 def run(folder: str | Path, url: str | None = None, *, verbose: bool = False, name_filter: str | None = None,
-        include_alt: bool = False, api_key: str | None = None, out: Any = None) -> Summary:
-    """Run the folder against url, or against a fresh in-process sandbox when url is None."""
+        include_alt: bool = False, api_key: str | None = None, out: Any = None,
+        next_suite: str | Path | None = None) -> Summary:
+    """Run the folder against url, or against a fresh in-process sandbox when url is None; then the folders of
+    `next_suite` (es-yaml-tests-next) that skips.yaml's `included_next` lists."""
     out = out or sys.stdout
     folder = Path(folder)
     if not folder.exists():
@@ -319,8 +336,16 @@ def run(folder: str | Path, url: str | None = None, *, verbose: bool = False, na
         sandbox = is_sandbox(client)
         target = "a fresh sandbox" if sandbox_server else _redact(url) + (" (sandbox)" if sandbox else "")
         print(f"conformance: {folder} against {target}", file=out)
-        return run_folder(folder, client, sandbox=sandbox, verbose=verbose, name_filter=name_filter,
-                          include_alt=include_alt, out=out)
+        summary = run_folder(folder, client, sandbox=sandbox, verbose=verbose, name_filter=name_filter,
+                             include_alt=include_alt, out=out)
+        if next_suite is not None and Path(next_suite).is_dir():
+            for relative in skiplist.load().included_next:
+                print(f"conformance: {Path(next_suite) / relative}", file=out)
+                more = run_folder(Path(next_suite) / relative, client, sandbox=sandbox, verbose=verbose,
+                                  name_filter=name_filter, include_alt=include_alt, out=out)
+                summary.files += more.files
+            print(f"total: {summary.line}", file=out)
+        return summary
     finally:
         client.close()
         if sandbox_server is not None:
@@ -332,7 +357,8 @@ def execute(folder: str | Path | None = None, url: str | None = None, *, verbose
     """Run and return the exit code: 0 all passed, 1 some failed, 2 nothing to run."""
     try:
         summary = run(folder or DEFAULT_SUITE, url, verbose=verbose, name_filter=name_filter,
-                      include_alt=include_alt, api_key=os.environ.get("ES_API_KEY"))
+                      include_alt=include_alt, api_key=os.environ.get("ES_API_KEY"),
+                      next_suite=None if folder else DEFAULT_NEXT)
     except FileNotFoundError as error:
         print(f"conformance: {error}", file=sys.stderr)
         return 2
@@ -340,7 +366,7 @@ def execute(folder: str | Path | None = None, url: str | None = None, *, verbose
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.conformance.runner", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m conformance.runner", description=__doc__.split("\n")[0])
     parser.add_argument("folder", nargs="?", help=f"a folder of YAML REST tests, or one file (default {DEFAULT_SUITE})")
     parser.add_argument("--url", help="a cluster to test; it is WIPED between tests (default: a fresh sandbox); "
                                       "credentials in the URL or ES_API_KEY")

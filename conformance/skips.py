@@ -1,4 +1,4 @@
-"""The repository's one list of deliberately skipped conformance tests: tests/conformance/skips.yaml."""
+"""The repository's one list of deliberately skipped conformance tests: conformance/skips.yaml."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class Skip:
 class SkipList:
     skips: tuple[Skip, ...]
     included_alt_versions: tuple[str, ...]  # path suffixes under _alt-versions/ that the default run includes
+    included_next: tuple[str, ...] = ()  # folders of es-yaml-tests-next/ that the default run also runs
 
     def reason(self, relpath: str, test: str | None = None) -> str | None:
         """The reason `test` of the file (or the whole file, test=None) is skipped, if it is."""
@@ -49,4 +50,5 @@ def load(path: Path = SKIPS_FILE) -> SkipList:
         tests = entry.get("tests") or ([entry["test"]] if entry.get("test") else [])
         skips.append(Skip(entry["file"], tuple(tests), " ".join(str(entry["reason"]).split())))
     alt = tuple(e["file"] for e in data.get("included_alt_versions") or [])
-    return SkipList(tuple(skips), alt)
+    nxt = tuple(e["file"] for e in data.get("included_next") or [])
+    return SkipList(tuple(skips), alt, nxt)

@@ -1,0 +1,1 @@
+"""Elasticsearch YAML REST test runner (used by `invoke conformance` and tests/conformance)."""
