@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from provisioning.errors import Problem
+from provisioning.errors import Problem, api_error
 from provisioning.model import Resource, SourceLocation
 
 PREFLIGHT_PATTERN = "es-stack-preflight-{name}-never-created"
@@ -117,8 +117,9 @@ def server_preflight(client: Any, resources: Iterable[Resource], live_index_name
             try:
                 client.indices.simulate_template(**_simulate_body(resource))
             except ApiError as exc:
-                if exc.meta.status != 400:
-                    continue
+                if exc.meta.status != 400:  # not a verdict on the body (e.g. 403: the key lacks the privilege)
+                    raise api_error(exc, resource=resource.key, location=str(resource.source),
+                                    doing="checking the index body (POST _index_template/_simulate)") from exc
                 es_type, reason = _reason(exc.body)
                 base = "spec.mappings" if "mapp" in f"{es_type} {reason}".lower() else "spec.settings"
                 where = locate(resource, reason, base if resource.spec.get(base.split(".")[1]) else "spec")

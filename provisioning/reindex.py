@@ -20,7 +20,7 @@ from typing import Any
 
 from elasticsearch import ApiError
 
-from provisioning.errors import ClusterError
+from provisioning.errors import ClusterError, es_reason
 
 POLL = 0.5  # seconds between task polls
 REPORT_EVERY = 10.0  # seconds between progress lines
@@ -47,16 +47,30 @@ def reindex_and_count(run: Any, *, source: str, dest: str) -> None:
         if before != after:
             raise ClusterError(f"reindex copied {after} of {before} documents from {source} into {dest}")
         run.ctx.reporter.info(f"{run.change.key}: copied {after} documents from {source} into {dest}")
-    except BaseException:
-        if task_id is not None:
+    except BaseException as failure:
+        running = _cancel(client, task_id)
+        if running is None:  # a task still copying would create `dest` again: it stays, as a leftover of ours
             with contextlib.suppress(ApiError):
-                client.options(ignore_status=404).tasks.cancel(task_id=task_id)
-        with contextlib.suppress(ApiError):
-            client.options(ignore_status=404).indices.delete(index=dest)
+                client.options(ignore_status=404).indices.delete(index=dest)
         if blocked:
             with contextlib.suppress(ApiError):
                 client.indices.put_settings(index=source, settings={"index.blocks.write": None})
+        if running is not None:
+            raise ClusterError(f"the reindex task {task_id} from {source} into {dest} could not be cancelled "
+                               f"({running}); it may still be copying. {source} serves and takes writes again; "
+                               f"the next apply deletes {dest}") from failure
         raise
+
+
+def _cancel(client: Any, task_id: str | None) -> str | None:
+    """Cancel a reindex task still running; None when done (or there was none), else why it failed."""
+    if task_id is None:
+        return None
+    try:
+        client.options(ignore_status=404).tasks.cancel(task_id=task_id)
+    except ApiError as exc:
+        return f"Elasticsearch answered {exc.meta.status}: {es_reason(exc)}"
+    return None
 
 
 def _wait(run: Any, task_id: str, source: str, dest: str) -> dict[str, Any]:

@@ -134,8 +134,9 @@ def validate_query(sb: Any, req: EsRequest, index: str | None = None) -> dict[st
 
 
 ROUTES = [
-    Route(("POST",), "/_index_template/_simulate", simulate_template, writes=False),
-    Route(("POST",), "/_index_template/_simulate/<name>", simulate_template, writes=False),
-    Route(("GET", "POST"), "/_validate/query", validate_query, writes=False),
-    Route(("GET", "POST"), "/<index>/_validate/query", validate_query, writes=False),
+    Route(("POST",), "/_index_template/_simulate", simulate_template, writes=False, api="indices.simulate_template"),
+    Route(("POST",), "/_index_template/_simulate/<name>", simulate_template, writes=False,
+          api="indices.simulate_template"),
+    Route(("GET", "POST"), "/_validate/query", validate_query, writes=False, api="indices.validate_query"),
+    Route(("GET", "POST"), "/<index>/_validate/query", validate_query, writes=False, api="indices.validate_query"),
 ]

@@ -286,9 +286,10 @@ class Sandbox:
                 with self.cluster.lock:
                     self._authorize(route, es_request, params)
                     result = route.handler(self, es_request, **params)
-            else:  # a handler that waits (GET _tasks/<id>) takes the lock itself, only while it reads
-                with self.cluster.lock:
-                    self._authorize(route, es_request, params)
+            else:  # the handler takes the lock itself, only while it must (waits, checks of large bodies)
+                if es_request.subject is not None:
+                    with self.cluster.lock:
+                        self._authorize(route, es_request, params)
                 result = route.handler(self, es_request, **params)
             reply = result if isinstance(result, Reply) else Reply(result)
         except EsError as error:

@@ -180,6 +180,20 @@ ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
     ("GET", "/<index>/_refresh"): _i("indices:admin/refresh"),
     ("POST", "/<index>/_refresh"): _i("indices:admin/refresh"),
     ("POST", "/_reindex"): Action("indices:data/write/reindex", "reindex"),
+    # index blocks: TransportAddIndexBlockAction / TransportRemoveIndexBlockAction (9.1+)
+    ("PUT", "/<index>/_block/<block>"): _i("indices:admin/block/add"),
+    ("DELETE", "/<index>/_block/<block>"): _i("indices:admin/block/remove"),
+    # tasks: TransportListTasksAction, TransportGetTaskAction, TransportCancelTasksAction
+    ("GET", "/_tasks"): _c("cluster:monitor/tasks/lists"),
+    ("GET", "/_tasks/<task_id>"): _c("cluster:monitor/task/get"),
+    ("POST", "/_tasks/<task_id>/_cancel"): _c("cluster:admin/tasks/cancel"),
+    # read-only preflight: TransportSimulateTemplateAction, TransportValidateQueryAction
+    ("POST", "/_index_template/_simulate"): _c("indices:admin/index_template/simulate"),
+    ("POST", "/_index_template/_simulate/<name>"): _c("indices:admin/index_template/simulate"),
+    ("GET", "/_validate/query"): _i("indices:admin/validate/query"),
+    ("POST", "/_validate/query"): _i("indices:admin/validate/query"),
+    ("GET", "/<index>/_validate/query"): _i("indices:admin/validate/query"),
+    ("POST", "/<index>/_validate/query"): _i("indices:admin/validate/query"),
     # security (x-pack core security actions: AuthenticateAction, CreateApiKeyAction, GetApiKeyAction,
     # InvalidateApiKeyAction)
     ("GET", "/_security/_authenticate"): Action("cluster:admin/xpack/security/user/authenticate", "self"),

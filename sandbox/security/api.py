@@ -107,8 +107,8 @@ def invalidate_api_keys(sb: Any, req: EsRequest) -> dict[str, Any]:
 
 
 ROUTES = [
-    Route(("GET",), "/_security/_authenticate", authenticate, writes=False),
-    Route(("POST", "PUT"), "/_security/api_key", create_api_key),
-    Route(("GET",), "/_security/api_key", get_api_keys),
-    Route(("DELETE",), "/_security/api_key", invalidate_api_keys),
+    Route(("GET",), "/_security/_authenticate", authenticate, writes=False, api="security.authenticate"),
+    Route(("POST", "PUT"), "/_security/api_key", create_api_key, api="security.create_api_key"),
+    Route(("GET",), "/_security/api_key", get_api_keys, api="security.get_api_key"),
+    Route(("DELETE",), "/_security/api_key", invalidate_api_keys, api="security.invalidate_api_key"),
 ]

@@ -120,22 +120,57 @@ def test_manage_instead_of_manage_ml_and_manage_inference_is_enough(applied):
     assert denials(server, since) == []
 
 
+# What needs each privilege of the README list, so that a key without it meets a 403 (ES's denial, passed on):
+# creating the stack (model upload: manage_ml; the endpoint: manage_inference; reads of the indices and the
+# ledger: their index privileges), changing an index (its body checked by _index_template/_simulate:
+# manage_index_templates; a replacement polls its reindex task: monitor, and cancels one that times out:
+# cancel_task).
+CREATES = ("manage_ml", "manage_inference")
+
+
 @pytest.mark.parametrize("missing", readme_entries())
-def test_a_key_without_one_readme_privilege_is_refused(applied, missing):
+def test_a_key_without_one_readme_privilege_is_refused(applied, missing, tmp_path):
     server, admin, stack = applied
+    if missing in CREATES:
+        fresh = Sandbox(api_keys=(BOOTSTRAP,)).start()  # the stack created from nothing
+        try:
+            from elasticsearch import Elasticsearch
+
+            fresh_admin = Elasticsearch(fresh.url, api_key=BOOTSTRAP, request_timeout=60)
+            es = key_client(fresh, fresh_admin, without(readme_role(), missing), f"without-{missing}")
+            with pytest.raises(ProvisioningError) as refused:
+                stack.apply(es)
+            assert denials(fresh, 0), "no request was refused with 403"
+        finally:
+            fresh.stop()
+        assert "is unauthorized for API key id" in str(refused.value), refused.value
+        return
     before = stack_state(admin)
     es = key_client(server, admin, without(readme_role(), missing), f"without-{missing}")
     since = len(server.log.entries())
     stack.extra_vars = {"MOVIES_SHARDS": "2"}  # a change to make, so apply really tries to write
+    if missing == "cancel_task":  # needed only when a reindex must be stopped: make it time out
+        server.cluster.pace.reindex_docs_per_second = 1
     try:
         with pytest.raises(ProvisioningError) as refused:
             stack.plan(es)
-            stack.apply(es)
+            stack.apply(es, wait_timeout=2 if missing == "cancel_task" else 60)
     finally:
         stack.extra_vars = {}
+        server.cluster.pace.reindex_docs_per_second = None
     assert "is unauthorized for API key id" in str(refused.value), refused.value  # ES's denial, passed on
     assert denials(server, since), "no request was refused with 403"
-    assert stack_state(admin) == before  # refused before anything changed
+    if missing == "cancel_task":
+        # the copy could not be stopped: the old index still serves every document and takes writes again
+        assert list(admin.indices.get_alias(name=INDEX).body) == ["movies-000001"]
+        settings = admin.indices.get_settings(index="movies-000001", flat_settings=True).body
+        assert settings["movies-000001"]["settings"].get("index.blocks.write") != "true"
+        running = admin.tasks.list(actions="*reindex", group_by="none").body.get("tasks") or []
+        assert running, "the reindex task should still be running: its cancel was refused"
+        for task in running:
+            admin.tasks.cancel(task_id=f"{task['node']}:{task['id']}")
+        admin.options(ignore_status=404).indices.delete(index="movies-000002")
+    assert stack_state(admin) == before  # refused before anything changed, or rolled back
 
 
 def test_replacement_and_destroy_with_the_readme_key(applied):

@@ -6,8 +6,8 @@ import pytest
 from elasticsearch import ApiError, Elasticsearch
 
 from sandbox.server import Sandbox
+from testbed.tiny_model import traced_tiny_cross_encoder
 from tests.sandbox.test_inference import ES_SETTINGS, MODEL, upload
-from tests.support.tiny_model import traced_tiny_cross_encoder
 
 
 def error(call, *args, **kwargs) -> ApiError:

@@ -10,8 +10,8 @@ import time
 import pytest
 from elasticsearch import ApiError, Elasticsearch
 
+from testbed.tiny_model import traced_tiny_cross_encoder
 from tests.sandbox.test_ml import MODEL, upload
-from tests.support.tiny_model import traced_tiny_cross_encoder
 
 HEADERS = {"accept": "application/json", "content-type": "application/json"}
 

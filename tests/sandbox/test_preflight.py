@@ -131,7 +131,7 @@ NEXT = (Path(__file__).parents[3] / "shared" / "es-yaml-tests-next" / "rest-api-
     ("indices.simulate_template", "Simulate template without a template in the body"),
 ])
 def test_the_yaml_rest_tests_of_these_apis_pass(folder, name_filter):
-    from tests.conformance import runner
+    from conformance import runner
 
     if not (NEXT / folder).is_dir():
         pytest.skip(f"{NEXT / folder} is absent")
