@@ -111,7 +111,8 @@ class _Session:
     def resources(self):
         from provisioning import load_manifests
 
-        return load_manifests(self.manifests, environment=self.env, variables=self.var, env_file_dir=ROOT)
+        return load_manifests(self.manifests, environment=self.env, variables=self.var, env_file_dir=ROOT,
+                              stack=self.stack)
 
     def context(self, **options):
         """A context on the cluster (or a fresh in-process sandbox); its ledger is read by the first plan."""
@@ -422,3 +423,51 @@ def search(c, query, env=None, var=None, manifests=None, stack=None, sandbox=Fal
         print(format_hits(response.body, names))
     _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
 
+
+
+@task(name="import", iterable=["name", "var"], help={
+    **{k: COMMON_HELP[k] for k in ("env", "var", "sandbox")},
+    "out": "folder to write the manifests into (one file per object; existing files are never overwritten)",
+    "name": "a name or fnmatch pattern (`movies*`, or `kind/name`) of what to import (repeatable; default: "
+            "everything the tool could manage that no stack owns)",
+    "adopt": "mark every written resource `adopt: true`: the next apply makes the objects this stack's"})
+@_engine_task
+def import_(c, out, name=None, adopt=False, env=None, var=None, sandbox=False):
+    """Write manifests for existing indices, trained models and inference endpoints (documents are not exported)."""
+    from provisioning.adoption import import_existing
+
+    def body(session):
+        written, skipped = import_existing(session.context().client, out, names=name or [], adopt=adopt)
+        for path in written:
+            print(f"wrote {path}")
+        for line in skipped:
+            print(f"left out {line}", file=sys.stderr)
+        print(f"{len(written)} manifests written to {out}; review them (a model's source may be a guess), then "
+              f"`invoke plan --manifests {out}`" + ("" if adopt else " (add `adopt: true` to adopt an object)"))
+    _run(dict(env=env, var=var, sandbox=sandbox), body)
+
+
+@task(iterable=ITERABLE, help={**{k: COMMON_HELP[k] for k in ("env", "var", "sandbox")},
+                               "json": "print the stacks as JSON"})
+@_engine_task
+def stacks(c, env=None, var=None, sandbox=False, json=False):
+    """List the stacks the cluster's ledger records: resources per kind, adopted ones, who holds each lock."""
+    import json as jsonlib
+
+    from provisioning.adoption import stacks as recorded_stacks
+
+    def body(session):
+        found = recorded_stacks(session.context().client)
+        if json:
+            print(jsonlib.dumps(found, indent=2))
+            return
+        if not found:
+            print("no stack is recorded in this cluster")
+        for entry in found:
+            kinds = ", ".join(f"{n} {k}" for k, n in sorted(entry["resources"].items())) or "no resources"
+            lock = entry["lock"]
+            held = f"locked by {lock.get('holder')} since {lock.get('acquired_at')} (lease until " \
+                   f"{lock.get('expires_at')})" if lock else "not locked"
+            adopted = f", {entry['adopted']} adopted" if entry["adopted"] else ""
+            print(f"{entry['stack']}: {sum(entry['resources'].values())} resources ({kinds}{adopted}); {held}")
+    _run(dict(env=env, var=var, sandbox=sandbox), body)

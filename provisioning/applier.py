@@ -147,7 +147,13 @@ def verify(plan: StackPlan, ctx: Any, touched: list[Change]) -> None:
         return
     again = make_plan(plan.resources, ctx, destroy=plan.destroy)
     keys = {c.key for c in touched}
-    still = [c for c in again.changes if c.key in keys and c.action != "noop"]
+    # an adoption or a move only records (and renames): differences from the manifest it showed are planned next
+    recorded_only = {c.key for c in touched if c.action in ("adopt", "move")}
+    left = [c for c in again.changes if c.key in recorded_only and c.action in ("update", "replace")]
+    for change in left:
+        ctx.reporter.warn(f"{change.key} is now owned by stack {ctx.stack!r}; its differences from the manifest "
+                          f"({', '.join(d.path for d in change.diffs)}) are planned by the next plan/apply")
+    still = [c for c in again.changes if c.key in keys and c.action != "noop" and c not in left]
     if still:
         details = "; ".join(f"{c.key} would still {c.action}" + (
             f" ({', '.join(d.path for d in c.diffs)})" if c.diffs else "") for c in still)

@@ -144,7 +144,8 @@ def _yaml_error_line(exc: yaml.MarkedYAMLError, text: str) -> tuple[int | None, 
 
 
 def _render_all(manifest_dir: str | Path, environment: str | None, variables: Mapping[str, str] | Iterable[str] | None,
-                env_file_dir: str | Path | None) -> tuple[list[Rendered], list[Problem], int]:
+                env_file_dir: str | Path | None, stack: str | None = None
+                ) -> tuple[list[Rendered], list[Problem], int]:
     folder = Path(manifest_dir)
     if not folder.is_dir():
         return [], [Problem(display_path(folder), None, "manifests folder not found",
@@ -157,7 +158,7 @@ def _render_all(manifest_dir: str | Path, environment: str | None, variables: Ma
     undeclared = environment_problems(environment, env_dir, folder.resolve().parent)
     if undeclared:
         return [], undeclared, 1
-    values = load_variables(env_dir, environment, variables)
+    values = load_variables(env_dir, environment, variables, stack)
     renderer = Renderer(folder, values)
     rendered, problems, failed = [], [], 0
     for path in files:
@@ -205,9 +206,9 @@ def _merge_template_problems(problems: list[Problem]) -> list[Problem]:
 
 def render_manifests(manifest_dir: str | Path, *, environment: str | None = None,
                      variables: Mapping[str, str] | Iterable[str] | None = None,
-                     env_file_dir: str | Path | None = None) -> dict[str, str]:
+                     env_file_dir: str | Path | None = None, stack: str | None = None) -> dict[str, str]:
     """The rendered text of every manifest file by display path, in file order (for `invoke render`)."""
-    rendered, problems, _ = _render_all(manifest_dir, environment, variables, env_file_dir)
+    rendered, problems, _ = _render_all(manifest_dir, environment, variables, env_file_dir, stack)
     if problems:
         raise ManifestError(problems)
     return {display_path(r.path): r.text for r in rendered}
@@ -215,16 +216,17 @@ def render_manifests(manifest_dir: str | Path, *, environment: str | None = None
 
 def load_manifests(manifest_dir: str | Path, *, environment: str | None = None,
                    variables: Mapping[str, str] | Iterable[str] | None = None,
-                   env_file_dir: str | Path | None = None) -> list[Resource]:
+                   env_file_dir: str | Path | None = None, stack: str | None = None) -> list[Resource]:
     """Render, parse and validate every manifest; the declared Resources in file order, or one ManifestError.
 
     `variables` is the --var dict (or the raw "key=value" strings). Reference policy: an explicit depends_on must
     name a declared resource; references inferred from a spec (a documents/check index, an endpoint's model, a
     semantic_text inference_id) may name objects that already exist in the cluster, so they are resolved at plan time.
+    `stack` is the stack name templates see as `stack` (default: ES_STACK_NAME, else "default").
     """
     from provisioning.validation import validate_documents  # late: validation imports the kind registry
 
-    rendered, problems, failed = _render_all(manifest_dir, environment, variables, env_file_dir)
+    rendered, problems, failed = _render_all(manifest_dir, environment, variables, env_file_dir, stack)
     documents: list[Document] = []
     for item in rendered:
         docs, found = parse_yaml_documents(item.text, display_path(item.path), item.source_line)

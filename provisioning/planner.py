@@ -164,27 +164,33 @@ def make_plan(resources: list[Resource], ctx: Any, *, destroy: bool = False) -> 
     declared = {r.key: r for r in managed}
     errors: list[str] = []
     changes: list[Change] = []
+    moved: set[str] = set()  # old keys re-keyed by a move: not deleted
     if not destroy:
         for resource in managed:
             obj = live.get(resource.kind, {}).get(resource.name)
-            owner = lifecycle.owner_of(ctx, resource.kind, resource.name, obj, resource.spec)
-            refusal = lifecycle.refusal_for_declared(ctx, resource, owner)
-            if refusal:
-                errors.append(refusal)
-                continue
             entry = ctx.ledger.entry(resource.kind, resource.name)
             try:
-                change = KINDS[resource.kind].diff(resource, obj, entry, ctx)
+                change, refusal = lifecycle.move(ctx, resource, live)
+                if change is None and refusal is None:
+                    owner = lifecycle.owner_of(ctx, resource.kind, resource.name, obj, resource.spec)
+                    refusal = lifecycle.refusal_for_declared(ctx, resource, owner)
+                    if refusal is None:
+                        change = lifecycle.adoption(ctx, resource, obj, owner) or \
+                            KINDS[resource.kind].diff(resource, obj, entry, ctx)
             except Refused as exc:
-                errors.append(str(exc))
+                change, refusal = None, str(exc)
+            if refusal or change is None:
+                errors.append(refusal or f"{resource.key}: nothing planned")
                 continue
+            if change.action == "move":
+                moved.add(str(resource.moved_from))
             change.fingerprint = lifecycle.fingerprint(resource.kind, obj, entry)
             changes.append(change)
     graph = dict(declared)
     for kind_name in KINDS:
         for name in sorted(ctx.ledger.owned(kind_name)):
             key = f"{kind_name}/{name}"
-            if not destroy and key in declared:
+            if not destroy and (key in declared or key in moved):
                 continue
             entry = ctx.ledger.entry(kind_name, name) or {"kind": kind_name, "name": name}
             graph.setdefault(key, _ledger_resource(entry))

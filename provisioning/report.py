@@ -16,8 +16,9 @@ from typing import Any
 from provisioning.diffing import MASK, flatten, redact
 from provisioning.model import HAZARD_SYMBOLS, Change, FieldDiff, Plan, Request
 
-SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " "}
-STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "noop": "dim"}
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " ", "adopt": "<=", "move": "->"}
+STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "noop": "dim",
+          "adopt": "cyan", "move": "cyan"}
 MAX_VALUE = 160
 MAX_CREATE_LINES = 12  # a created resource's declared leaves shown in the plan
 JSON_FORMAT_VERSION = 2
@@ -47,7 +48,8 @@ def summary_line(plan: Plan) -> str:
     outage = sum(1 for _, h in hazards if h.kind == "interruption")
     extra = (f" {loss} losing data, {outage} interrupting service." if hazards else "")
     return (f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['replace']} to replace, "
-            f"{counts['delete']} to delete.{extra}")
+            f"{counts['delete']} to delete.{extra}"
+            + "".join(f" {counts[a]} to {a}." for a in ("adopt", "move") if counts.get(a)))
 
 
 def _diff_line(d: FieldDiff) -> tuple[str, str]:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from provisioning.manifests import Document
 
 SENSITIVE_KEYS = frozenset({"secrets", "api_key", "access_key", "secret_key", "token", "password"})
-ENVELOPE_KEYS = ("kind", "name", "protected", "depends_on", "spec")
+ENVELOPE_KEYS = ("kind", "name", "protected", "adopt", "moved_from", "depends_on", "spec")
 
 
 def _close_keys(validator, value, instance, schema) -> Iterator[ValidationError]:
@@ -58,6 +58,9 @@ def envelope_schema() -> dict[str, Any]:
             "kind": {"type": "string", "enum": list(DECLARATIONS)},
             "name": {"type": "string", "minLength": 1},
             "protected": {"type": "boolean"},
+            "adopt": {"type": "boolean"},
+            "moved_from": {"type": "string", "pattern": "^[a-z_]+/.+$",
+                           "x-message": "must be written kind/name, e.g. index/old-name"},
             "depends_on": {"type": "array", "items": {
                 "type": "string", "pattern": "^[a-z_]+/.+$",
                 "x-message": "must be written kind/name, e.g. inference_endpoint/my-endpoint"}},
@@ -188,6 +191,8 @@ def _resource(doc: Document) -> tuple[Resource | None, bool, list[Problem]]:
         depends_on=[d for d in depends_on if isinstance(d, str)] if isinstance(depends_on, list) else [],
         protected=doc.value.get("protected") is True,
         lines=dict(doc.lines),
+        adopt=doc.value.get("adopt") is True,
+        moved_from=doc.value.get("moved_from") if isinstance(doc.value.get("moved_from"), str) else None,
     )
     return resource, not problems, problems
 
