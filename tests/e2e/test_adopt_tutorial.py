@@ -96,7 +96,7 @@ def test_import_adopt_then_change_and_migrate(sandbox, es, tmp_path):
     text = invoke(sandbox.url, "plan", "--manifests", str(folder))
     assert f"<= trained_model/{MODEL_ID}" in text.stdout and "3 to adopt" in text.stdout, text.stdout
 
-    since = len(sandbox.log.entries())
+    since = sandbox.log.entries()[-1]["seq"]
     applied = invoke(sandbox.url, "apply", "--manifests", str(folder), "--yes")
     assert applied.returncode == 0, applied.stderr + applied.stdout
     touched = {path.split("/")[1] for _, path in writes(sandbox, since)}
