@@ -78,8 +78,13 @@ def fingerprint(kind: str, live: Any | None, entry: dict[str, Any] | None) -> st
 
 # ---- plan: refusals --------------------------------------------------------------------------------------------
 def refusal_for_declared(ctx: Any, resource: Resource, owner: Owner) -> str | None:
-    if owner.state in ("absent", "ours") or (owner.state == "unmanaged" and resource.adopt):
+    recorded = ctx.ledger.entry(resource.kind, resource.name) is not None
+    if owner.state in ("absent", "ours") or (owner.state == "unmanaged" and resource.adopt and not recorded):
         return None
+    if owner.state == "unmanaged" and resource.adopt:  # ours once, replaced by hand since: never re-adopted silently
+        return (f"{resource.key} ({resource.source}): {owner.what} named {resource.name} is not the one this stack "
+                f"recorded (it was deleted and created again outside this stack); it is not adopted again: delete "
+                f"it yourself, or remove this stack's record first (take the resource out of the manifests, apply)")
     if owner.state == "other" and resource.adopt:
         return (f"{resource.key} ({resource.source}): cannot adopt {owner.what} named {resource.name}: it "
                 f"{owner.describe()}; an object another stack owns is never adopted (destroy it in stack "

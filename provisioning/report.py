@@ -1,8 +1,9 @@
 """Plan output: readable text (rich colour on a terminal, plain otherwise) and stable JSON for machines.
 
-Symbols follow Terraform: + create, ~ update, -/+ replace, - delete; hazards are marked `!` (data loss) and `~`
-(service interruption) and listed first; checks are listed as checks that will run. `show_requests` prints each
-change's operations (the requests apply sends, and its named steps).
+Symbols follow Terraform: + create, ~ update, -/+ replace, - delete, <= adopt (an existing object becomes the
+stack's: a ledger record only), -> move (re-keyed under a new name, `moved_from`); hazards are marked `!` (data
+loss) and `~` (service interruption) and listed first; checks are listed as checks that will run. `show_requests`
+prints each change's operations (the requests apply sends, and its named steps).
 Sensitive values never reach the output: FieldDiff.sensitive values print as "(sensitive value)", every value
 goes through diffing.redact, and request bodies hold secrets only as markers naming their variable.
 """

@@ -82,7 +82,7 @@ def test_import_adopt_then_change_and_migrate(sandbox, es, tmp_path):
     result = invoke(sandbox.url, "import", "--out", str(folder), "--adopt")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in folder.iterdir()) == [
-        f"index.movies.yaml", f"inference_endpoint.{ENDPOINT}.yaml", f"trained_model.{MODEL_ID}.yaml"]
+        "index.movies.yaml", f"inference_endpoint.{ENDPOINT}.yaml", f"trained_model.{MODEL_ID}.yaml"]
     assert read_manifest(folder, "trained_model", MODEL_ID)["adopt"] is True
 
     plan = invoke(sandbox.url, "plan", "--manifests", str(folder), "--json", "--detailed-exitcode")

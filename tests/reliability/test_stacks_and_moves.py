@@ -8,7 +8,7 @@ import pytest
 from elasticsearch import helpers
 
 from provisioning import Options, Refused, Reporter, apply_saved, make_context, make_plan
-from provisioning.adoption import stacks
+from provisioning.adoption import read_existing, stacks
 from provisioning.model import Resource, SourceLocation
 from testbed.example_stack import ENDPOINT, INDEX, MODEL_ID, ExampleStack, connect, movie_ids
 
@@ -37,6 +37,12 @@ def test_two_prefixed_stacks_coexist_and_destroy_only_their_own(ksb, client, sta
     recorded = {s["stack"]: s for s in stacks(client)}
     assert recorded["staging"]["resources"] == recorded[stack.stack]["resources"] == {
         "documents": 1, "index": 1, "inference_endpoint": 1, "trained_model": 1}
+
+    # `invoke import` leaves out what a stack owns (by the marker on the object or a ledger record)
+    found, skipped = read_existing(client)
+    assert found == [] and {line.split(":")[0] for line in skipped} >= {
+        "index/movies-000001", "index/staging-movies-000001", f"trained_model/{MODEL_ID}",
+        f"inference_endpoint/{ENDPOINT}", f"inference_endpoint/staging-{ENDPOINT}"}
 
     # the staging stack may not adopt the other stack's index, mark or not: refused naming the owner
     theirs = next(r for r in stack.resources() if r.kind == "index")
