@@ -91,9 +91,18 @@ def _scalar(value: Any) -> Any:
 
 
 def index_settings(flat: dict[str, Any]) -> dict[str, Any]:
-    """Flat settings minus what ES sets itself, without the `index.` prefix (the manifests' style)."""
-    return {key.removeprefix("index."): _scalar(value) for key, value in sorted(flat.items())
-            if not INTERNAL_SETTINGS.match(key)}
+    """Flat settings minus what ES sets itself, nested without the `index.` prefix (the manifests' style, and where
+    the validation looks for analysis components)."""
+    nested: dict[str, Any] = {}
+    for key, value in sorted(flat.items()):
+        if INTERNAL_SETTINGS.match(key):
+            continue
+        *parents, leaf = key.removeprefix("index.").split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = [_scalar(v) for v in value] if isinstance(value, list) else _scalar(value)
+    return nested
 
 
 def index_mappings(mappings: dict[str, Any]) -> dict[str, Any]:

@@ -230,4 +230,4 @@ class DocumentsKind:
                ctx: Any) -> Change:
         return Change(self.name, resource.name, "move", resource=resource, live=live,
                       diffs=[FieldDiff("name", old_name, resource.name)],
-                      reason=f"renamed from documents/{old_name}: only its ownership record is re-keyed")
+                      reason=f"moved from documents/{old_name}: only its ownership record is re-keyed")

@@ -340,7 +340,7 @@ class IndexKind:
         actions = [{"add": {"index": physical, "alias": resource.name}},
                    {"remove": {"index": physical, "alias": old_name}}]
         return Change(self.name, resource.name, "move", resource=resource, live=live, record={"physical": physical},
-                      reason=f"renamed from index/{old_name}: alias {old_name} over {physical} becomes "
+                      reason=f"moved from index/{old_name}: alias {old_name} over {physical} becomes "
                              f"{resource.name} (same physical index, documents kept)",
                       diffs=[FieldDiff("name", old_name, resource.name)],
                       operations=[Request("POST", "/_aliases", body={"actions": actions})])

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from elasticsearch import helpers
 
-from provisioning import Options, Refused, Reporter, apply_saved, make_context, make_plan
+from provisioning import Options, Refused, Reporter, apply_saved, make_context, make_plan, render_plan
 from provisioning.adoption import read_existing, stacks
 from provisioning.model import Resource, SourceLocation
 from testbed.example_stack import ENDPOINT, INDEX, MODEL_ID, ExampleStack, connect, movie_ids
@@ -37,6 +37,15 @@ def test_two_prefixed_stacks_coexist_and_destroy_only_their_own(ksb, client, sta
     recorded = {s["stack"]: s for s in stacks(client)}
     assert recorded["staging"]["resources"] == recorded[stack.stack]["resources"] == {
         "documents": 1, "index": 1, "inference_endpoint": 1, "trained_model": 1}
+
+    holding = staging.context(client).ledger
+    holding.acquire("pytest holds the lock")
+    try:
+        lock = {s["stack"]: s["lock"] for s in stacks(client)}
+        assert lock[stack.stack] is None and "@" in lock["staging"]["holder"]
+        assert lock["staging"]["command"] == "pytest holds the lock"
+    finally:
+        holding.release()
 
     # `invoke import` leaves out what a stack owns (by the marker on the object or a ledger record)
     found, skipped = read_existing(client)
@@ -88,6 +97,7 @@ def test_moved_from_renames_an_index_without_replacing_it(ksb, client, tmp_path)
     since = ksb.log.entries()[-1]["seq"]
     plan = _apply([moved], client, tmp_path)
     assert [(c.key, c.action) for c in plan.changes] == [("index/notes-v2", "move")]
+    assert "->" in render_plan(plan) and "moved from index/notes" in render_plan(plan)
     writes = [(e["method"], e["path"]) for e in ksb.log.entries(since) if e["write"]]
     assert [w for w in writes if "es-stack-ledger" not in w[1]] == [("POST", "/_aliases")]  # no copy, no delete
     assert set(client.indices.get_alias(index="notes-000001").body["notes-000001"]["aliases"]) == {"notes-v2"}
