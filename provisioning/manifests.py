@@ -12,28 +12,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from provisioning.errors import ManifestError, Problem
-from provisioning.model import Resource
+from provisioning.model import Document, Resource
 from provisioning.rendering import MANIFEST_LIKE, Rendered, Renderer, display_path, manifest_files, stray_files
 from provisioning.variables import environment_problems, load_variables
 
 __all__ = ["load_manifests", "render_manifests", "Document", "parse_yaml_documents"]
-
-
-@dataclass
-class Document:
-    """One YAML document of a manifest file, as plain Python values with the source line of every key."""
-
-    file: str  # display path of the manifest
-    value: Any
-    line: int  # line of the document's first node
-    lines: dict[str, int] = field(default_factory=dict)  # dotted path -> source line
 
 
 class _Loader(yaml.SafeLoader):

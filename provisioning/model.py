@@ -34,6 +34,16 @@ class SourceLocation:
 
 
 @dataclass
+class Document:
+    """One YAML document of a manifest file, as plain Python values with the source line of every key."""
+
+    file: str  # display path of the manifest
+    value: Any
+    line: int  # line of the document's first node
+    lines: dict[str, int] = field(default_factory=dict)  # dotted path -> source line
+
+
+@dataclass
 class Resource:
     """One desired object declared in a manifest."""
 

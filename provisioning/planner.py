@@ -18,6 +18,7 @@ from provisioning import lifecycle
 from provisioning.errors import ManifestError, Problem, Refused, api_error
 from provisioning.es_validation import missing_in_cluster, unresolved_references
 from provisioning.kinds import KINDS
+from provisioning.licence import licence_warnings
 from provisioning.model import Change, Plan, Resource, SourceLocation
 from provisioning.preflight import server_preflight
 
@@ -36,6 +37,7 @@ class StackPlan(Plan):
     allow_data_loss: bool = False
     cluster: dict[str, Any] = field(default_factory=dict)
     saved: bool = False  # loaded from a plan file: the cluster it was made against is checked too
+    warnings: list[str] = field(default_factory=list)  # shown with the plan, before any write (e.g. licences)
 
     @property
     def checks(self) -> list[Resource]:
@@ -224,9 +226,12 @@ def make_plan(resources: list[Resource], ctx: Any, *, destroy: bool = False) -> 
     forward = sorted((c for c in changes if c.action != "delete"), key=order)
     deletes = sorted((c for c in changes if c.action == "delete"), key=order, reverse=True)
     waves = _waves(forward, levels, reverse=False) + _waves(deletes, levels, reverse=True)
-    return StackPlan(changes=forward + deletes, waves=waves, resources=list(resources), destroy=destroy,
+    plan = StackPlan(changes=forward + deletes, waves=waves, resources=list(resources), destroy=destroy,
                      stack=ctx.stack, allow_data_loss=bool(ctx.options.allow_data_loss),
                      cluster={"ledger_id": ctx.ledger.identity})
+    if not destroy:
+        plan.warnings = licence_warnings(plan, ctx.client)
+    return plan
 
 
 def destroy_plan(resources: list[Resource], ctx: Any) -> StackPlan:

@@ -133,6 +133,8 @@ def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show
     for resource in [] if getattr(plan, "destroy", False) else _checks(plan):
         when = "after apply" if resource.spec.get("run", "after_apply") == "after_apply" else "on `invoke check`"
         console.print(Text(f"    ? {resource.key}  runs {when}", style="cyan"))
+    for warning in getattr(plan, "warnings", []):
+        console.print(Text(f"warning: {warning}", style="bold yellow"))
     console.print(Text(summary_line(plan), style="bold"))
     return buffer.getvalue()
 
@@ -161,6 +163,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "destroy": getattr(plan, "destroy", False), "has_changes": plan.has_changes,
             "summary": plan.counts(),
             "hazards": [{"key": c.key, **h.to_dict()} for c, h in plan.hazards],
+            "warnings": list(getattr(plan, "warnings", [])),
             "changes": changes,
             "checks": [{"key": r.key, "location": str(r.source), "run": r.spec.get("run", "after_apply")}
                        for r in _checks(plan)]}

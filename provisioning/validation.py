@@ -12,7 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
@@ -20,10 +20,7 @@ from jsonschema.exceptions import best_match
 from provisioning.errors import Problem
 from provisioning.kinds import DECLARATIONS
 from provisioning.kinds.base import load_schema
-from provisioning.model import Resource, SourceLocation, nearest_line
-
-if TYPE_CHECKING:
-    from provisioning.manifests import Document
+from provisioning.model import Document, Resource, SourceLocation, nearest_line
 
 SENSITIVE_KEYS = frozenset({"secrets", "api_key", "access_key", "secret_key", "token", "password"})
 ENVELOPE_KEYS = ("kind", "name", "protected", "adopt", "moved_from", "depends_on", "spec")

@@ -31,6 +31,7 @@ class Cluster:
         self.security = SecurityStore(self)
         self.tasks = TaskManager(self)
         self.pace = Pace()  # test knobs (PUT /_sandbox/pace)
+        self.license_type = "trial"  # GET _license: every feature on, like a cluster after start_trial
 
     def stores(self) -> dict[str, Any]:
         return {"indices": self.indices, "ml": self.ml, "inference": self.inference, "security": self.security,
@@ -39,6 +40,7 @@ class Cluster:
     def reset(self) -> None:
         with self.lock:
             self.pace = Pace()
+            self.license_type = "trial"
             for store in self.stores().values():
                 store.reset()
 

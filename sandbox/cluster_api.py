@@ -44,6 +44,16 @@ def info(sb: Any, req: EsRequest) -> dict:
     return sb.cluster.info()
 
 
+def license_info(sb: Any, req: EsRequest) -> dict:
+    """GET _license (RestGetLicenseAction): the cluster's licence. The sandbox runs as a trial (every feature on)
+    unless a test sets `cluster.license_type` (e.g. "basic", what a fresh self-managed cluster has)."""
+    kind = sb.cluster.license_type
+    return {"license": {"status": "active", "uid": sb.cluster.cluster_uuid, "type": kind, "issue_date_in_millis": 0,
+                        "expiry_date_in_millis": 4102444800000 if kind != "basic" else None,
+                        "max_nodes": 1000, "issued_to": sb.cluster.cluster_name, "issuer": "elasticsearch",
+                        "start_date_in_millis": -1}}
+
+
 def health(sb: Any, req: EsRequest, index: str | None = None) -> dict:
     wanted = req.args.get("wait_for_status")
     if wanted is not None and wanted not in _STATUS_RANK:
@@ -119,6 +129,7 @@ ROUTES = [
     Route(("GET",), "/_cluster/state", cluster_state, api="cluster.state"),
     Route(("GET", "HEAD"), "/", info, api={"GET": "info", "HEAD": "ping"}),
     Route(("GET",), "/_cluster/health", health, api="cluster.health"),
+    Route(("GET",), "/_license", license_info, api="license.get"),
     Route(("GET",), "/_cluster/health/<index>", health, api="cluster.health"),
     Route(("GET",), "/_capabilities", capabilities, api="capabilities"),
     Route(("GET",), "/_cluster/settings", get_cluster_settings, api="cluster.get_settings"),

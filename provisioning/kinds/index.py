@@ -305,7 +305,7 @@ class IndexKind:
         count = live.get("doc_count")
         if count != 0:
             held = "may hold documents (counting them failed)" if count is None else f"holds {count} documents"
-            change.hazards.append(Hazard("data_loss", f"index/{name} {held}; deleting it loses them"))
+            change.hazards.append(Hazard("data_loss", f"{held}; deleting it loses them"))
         change.operations = [Request("DELETE", f"/{segment(p)}", ignore=(404,))
                              for p in [live["physical"], *(live.get("leftovers") or [])]]
         return change

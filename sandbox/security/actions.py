@@ -48,6 +48,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
     # cluster_api
     ("GET", "/"): _c("cluster:monitor/main"),  # TransportMainAction (RestMainAction)
     ("HEAD", "/"): _c("cluster:monitor/main"),
+    ("GET", "/_license"): _c("cluster:monitor/xpack/license/get"),  # GetLicenseAction
     ("GET", "/_cluster/state"): _c("cluster:monitor/state"),  # ClusterStateAction
     ("GET", "/_cluster/health"): _c("cluster:monitor/health"),  # TransportClusterHealthAction
     ("GET", "/_cluster/health/<index>"): _c("cluster:monitor/health"),
