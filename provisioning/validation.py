@@ -282,6 +282,11 @@ def validate_documents(documents: list[Document], *, complete: bool = True) -> t
         if resource.key in valid:
             edges += [ref for ref in DECLARATIONS[resource.kind].references(resource) if ref in first]
         graph[resource.key] = sorted(set(edges))
+        if resource.moved_from and (resource.moved_from in first or resource.moved_from == resource.key):
+            where = resource.line_of("moved_from")
+            problems.append(Problem(where.file, where.line,
+                                    f"moved_from {resource.moved_from!r} names a resource that is still declared",
+                                    "a move renames the old resource: remove its declaration (or moved_from)"))
     for component in _cycles(graph):
         cycle = _cycle_path(component, graph)
         start = first[cycle[0]]
