@@ -97,5 +97,14 @@ def test_no_adopt_mark_no_adoption(client, tmp_path):
     spec = {"mappings": {"properties": {"title": {"type": "text"}}}}
     with pytest.raises(Refused, match="adopt: true"):
         make_plan([res("index", "handmade", spec, adopt=False)], _ctx(client, tmp_path))
-    change = make_plan([res("index", "handmade", spec)], _ctx(client, tmp_path)).changes[0]
+    plan = make_plan([res("index", "handmade", spec)], _ctx(client, tmp_path))
+    change = plan.changes[0]
     assert change.action == "adopt" and not change.diffs and "concrete index" in change.reason
+
+    # a saved adoption applies exactly (plan --out, apply --plan): the record, nothing else
+    from provisioning.planfile import apply_file, save
+
+    save(plan, tmp_path / "plan.json", target="sandbox", folders=[])
+    result = apply_file(tmp_path / "plan.json", _ctx(client, tmp_path), target="sandbox")
+    assert [c.action for c in result.applied] == ["adopt"]
+    assert not make_plan([res("index", "handmade", spec)], _ctx(client, tmp_path)).has_changes
