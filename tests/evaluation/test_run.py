@@ -8,8 +8,7 @@ import json
 import pytest
 
 from provisioning import converge
-from provisioning.evaluation.run import (compare_baseline, load_baseline, run_evaluation, run_evaluations,
-                                         save_baseline)
+from provisioning.evaluation.run import compare_baseline, load_baseline, run_evaluation, run_evaluations, save_baseline
 from provisioning.model import Resource, SourceLocation
 from tests.engine_helpers import ctx_for, documents, index, write_docs
 
