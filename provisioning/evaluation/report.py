@@ -159,7 +159,7 @@ td.num{text-align:right;font-variant-numeric:tabular-nums}.rank{display:inline-b
 text-align:center;border-radius:4px;padding:0 4px;margin:1px;font-weight:600}.top{background:#c8f2d0}
 .mid{background:#fbeec1}.miss{background:#f6c9c9}.better{color:#0a7a28;font-weight:600}
 .worse{color:#b3261e;font-weight:600}.off{background:#fff4d6;border:1px solid #e8c66a;padding:6px 10px}
-.pass{color:#0a7a28}.fail{color:#b3261e}.doc{color:#555}
+.pass{color:#0a7a28}.fail{color:#b3261e}li.off{color:#8a6d00}.doc{color:#555}
 """
 
 # counts the better/worse rows in the browser: the test reads the result from the rendered DOM
@@ -200,9 +200,10 @@ def to_html(results: list[EvaluationResult]) -> str:
             body.append(f"<tr><td>{m}</td>" + "".join(f"<td class='num'>{r.scores[v][m]:.4f}</td>"
                                                        for v in r.variants) + "</tr>")
         body.append("</tbody></table><ul class='gates'>")
-        for g in r.gates + r.baseline:
-            cls = "pass" if g.ok else "fail"
-            body.append(f"<li class='{cls}'>{'pass' if g.ok else 'FAIL'}: {html.escape(g.description)} "
+        for g, gate in [(g, True) for g in r.gates] + [(g, False) for g in r.baseline]:
+            cls, label = ("pass", "pass") if g.ok else ("fail", "FAIL") if r.enforced or not gate else \
+                ("off", "off, would fail")
+            body.append(f"<li class='{cls}'>{label}: {html.escape(g.description)} "
                         f"(got {g.value:.4f}, needs {g.required:.4f})</li>")
         body.append(f"</ul><p id='summary-{n}' class='summary'></p>")
         body.append(f"<table class='queries' data-summary='summary-{n}'><thead><tr><th>query</th>" + "".join(
