@@ -198,17 +198,22 @@ class Evaluations:
     def _request_problems(resource: Resource, resources: dict[str, Resource]) -> list[Problem]:
         """Each variant's request through the search-body checks of a `check` (lines mapped back)."""
         from provisioning.es_validation import check_problems
+        from provisioning.evaluation.metrics import METRIC_PATTERN
 
         problems = []
+        # the searches run with size = the largest k (a reranker's rank_window_size must be at least that)
+        ks = [int(m.group(2)) for m in map(METRIC_PATTERN.match, metrics_of(resource.spec)) if m]
         for name, variant in (resource.spec.get("variants") or {}).items():
             prefix = f"spec.variants.{name}.request"
             lines = {"spec.request" + key[len(prefix):]: line for key, line in resource.lines.items()
                      if key == prefix or key.startswith(prefix + ".")}
             probe = Resource("check", resource.name, {"index": resource.spec.get("index"),
-                                                      "request": substitute(variant.get("request"), "query")},
+                                                      "request": {**substitute(variant.get("request"), "query"),
+                                                                  **({"size": max(ks)} if ks else {})}},
                              SourceLocation(resource.source.file, resource.source.line), lines=lines)
-            problems += [Problem(p.file, p.line, p.message.replace("spec.request", prefix), p.hint)
-                         for p in check_problems(probe, resources)]
+            problems += [Problem(p.file, p.line, p.message.replace("spec.request", prefix) + (
+                " (the evaluation searches with size = its largest metric k)" if "[size:" in p.message else ""),
+                p.hint) for p in check_problems(probe, resources)]
         return problems
 
     @staticmethod

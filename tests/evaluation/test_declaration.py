@@ -130,3 +130,15 @@ def test_parse_and_substitute_helpers():
     assert [(j.query_id, j.doc_id, j.grade, j.line) for j in judgments] == [("q", "d", 3, 1)]
     assert [e.line for e in errors] == [2]
     assert substitute({"a": ["$query!", {"b": "x $query"}], "n": 1}, "red") == {"a": ["red!", {"b": "x red"}], "n": 1}
+
+
+def test_a_reranker_window_smaller_than_the_largest_k_is_an_error(tmp_path):
+    stack = STACK.replace("request: {query: {match: {text: {query: $query, operator: and}}}}", (
+        "request: {retriever: {text_similarity_reranker: {retriever: {standard: {query: {match: {text: $query}}}}, "
+        "field: text, inference_id: .rerank-v1-elasticsearch, inference_text: $query}}}")).replace(
+        "[ndcg@10, mrr@10]", "[ndcg@20, mrr@10]")
+    folder = write_stack(tmp_path, "{source: judgments/j.qrels}", {"j.qrels": "apple 0 d1 3\ncar 0 d3 2\n"},
+                         stack=stack)
+    found = "\n".join(problems(folder))
+    assert "requires [rank_window_size: 10] be greater than or equal to [size: 20]" in found
+    assert "the evaluation searches with size = its largest metric k" in found
