@@ -376,7 +376,7 @@ def check(c, env=None, var=None, manifests=None, stack=None, sandbox=False):
     _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
 
 
-@task(help={
+@task(auto_shortflags=False, help={
     **COMMON_HELP, "json": "print the results as one JSON document (nothing else on stdout)",
     "junit": "also write JUnit XML to FILE (a testsuite per evaluation, a testcase per gate and baseline check)",
     "markdown": "also write a Markdown report to FILE", "html": "also write a self-contained HTML page to FILE",

@@ -189,8 +189,8 @@ def run_evaluation(ctx: Any, resource: Resource, *, method: str | None = None) -
                 raise api_error(exc, resource=resource.key, location=str(resource.source),
                                 doing=f"resolving {index} for _rank_eval") from exc
             found = []
-            notes.append(f"_rank_eval not used: reading {index} was refused ({exc.meta.status}); one _msearch "
-                         "per variant, scored by the tool")
+            notes.append(f"_rank_eval not used: GET {index} (to match ratings to its concrete index) answered "
+                         f"{exc.meta.status}; one _msearch per variant, scored by the tool")
         if len(found) == 1:
             concrete = found[0]
         elif len(found) > 1:

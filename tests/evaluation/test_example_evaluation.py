@@ -102,6 +102,13 @@ def test_invoke_evaluate_outputs_and_baseline(applied):
     assert set(evaluation_["scores"]) == {"lexical", "reranked"}
     assert len(evaluation_["queries"]) == 15 and "differences" in evaluation_
 
+    # the same numbers from one _msearch per variant scored by the tool (reranker included)
+    msearch = json.loads(run("evaluate", "--sandbox", "--stack", "eval-test", "--json", "--method", "msearch",
+                             tmp_path=tmp_path).stdout)["evaluations"][0]
+    assert msearch["method"] == "msearch"
+    for variant, scores in evaluation_["scores"].items():
+        assert msearch["scores"][variant] == pytest.approx(scores)
+
     suites = ET.parse(files["report.xml"]).getroot()
     (suite,) = suites.findall("testsuite")
     assert suite.get("name") == "evaluation/movies-relevance"
