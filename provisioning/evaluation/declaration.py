@@ -148,7 +148,7 @@ class Evaluations:
                "remove format")
         judgments, found = load_judgments(resource)
         problems += found
-        queries = spec.get("queries") or {}
+        queries = {str(q): text for q, text in (spec.get("queries") or {}).items()}  # `7:` is YAML's integer 7
         seen: dict[tuple[str, str], Judgment] = {}
         judged: set[str] = set()
         for j in judgments:

@@ -96,7 +96,7 @@ def _grades(resource: Resource) -> dict[str, dict[str, int]]:
     judgments, problems = load_judgments(resource)
     if problems:
         raise ManifestError(problems)
-    grades: dict[str, dict[str, int]] = {q: {} for q in resource.spec["queries"]}
+    grades: dict[str, dict[str, int]] = {str(q): {} for q in resource.spec["queries"]}
     for j in judgments:
         grades.setdefault(j.query_id, {})[j.doc_id] = j.grade
     return grades

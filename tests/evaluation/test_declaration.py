@@ -142,3 +142,9 @@ def test_a_reranker_window_smaller_than_the_largest_k_is_an_error(tmp_path):
     found = "\n".join(problems(folder))
     assert "requires [rank_window_size: 10] be greater than or equal to [size: 20]" in found
     assert "the evaluation searches with size = its largest metric k" in found
+
+
+def test_numeric_query_ids_as_in_trec_files(tmp_path):
+    stack = STACK.replace("    apple: red apple\n    car: car\n", "    1: red apple\n    2: car\n")
+    folder = write_stack(tmp_path, "{source: judgments/j.qrels}", {"j.qrels": "1 0 d1 3\n2 0 d3 2\n"}, stack=stack)
+    assert load_manifests(folder)[-1].kind == "evaluation"
