@@ -194,11 +194,14 @@ def to_html(results: list[EvaluationResult]) -> str:
                     f"<code>{html.escape(r.method)}</code>.</p>")
         if not r.enforced:
             body.append(f"<p class='off'>Gates are off: {html.escape(r.off_reason)}</p>")
+        others = r.variants[1:]
         body.append("<table class='scores'><thead><tr><th>metric</th>" + "".join(
-            f"<th>{html.escape(v)}</th>" for v in r.variants) + "</tr></thead><tbody>")
+            f"<th>{html.escape(v)}</th>" for v in r.variants) + "".join(
+            f"<th>Δ {html.escape(v)}</th>" for v in others) + "</tr></thead><tbody>")
         for m in r.metrics:
             body.append(f"<tr><td>{m}</td>" + "".join(f"<td class='num'>{r.scores[v][m]:.4f}</td>"
-                                                       for v in r.variants) + "</tr>")
+                                                       for v in r.variants) + "".join(
+                f"<td class='num'>{r.scores[v][m] - r.scores[reference][m]:+.4f}</td>" for v in others) + "</tr>")
         body.append("</tbody></table><ul class='gates'>")
         for g, gate in [(g, True) for g in r.gates] + [(g, False) for g in r.baseline]:
             cls, label = ("pass", "pass") if g.ok else ("fail", "FAIL") if r.enforced or not gate else \
