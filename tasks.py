@@ -232,7 +232,8 @@ def _lock_status(ctx):
     print(f"managed resources: {len(ctx.ledger.all_entries())}", file=sys.stderr)
 
 
-def _finish(result, what):
+def _finish(result, what, after=None):
+    """`after(result)`: more post-apply assertions (the evaluations), run after the checks; returns failures."""
     from invoke import Exit
 
     from provisioning import render_checks
@@ -242,8 +243,26 @@ def _finish(result, what):
     print(f"{what} complete: {len(result.applied)} changes applied.")
     if result.checks:
         print(render_checks(result.checks))
-        if result.checks_failed:
-            raise Exit(f"{what} succeeded but {sum(not c.ok for c in result.checks)} checks failed", code=1)
+    failed = after(result) if after else 0
+    if result.checks and result.checks_failed:
+        raise Exit(f"{what} succeeded but {sum(not c.ok for c in result.checks)} checks failed", code=1)
+    if failed:
+        raise Exit(f"{what} succeeded but {failed} evaluations failed their relevance gates", code=1)
+
+
+def _evaluate_after_apply(ctx):
+    """Run the evaluations declared with run: after_apply (the resources of the plan applied); print their table."""
+    def after(result):
+        from provisioning.evaluation.report import render_text
+        from provisioning.evaluation.run import run_evaluations
+
+        if result.plan is None or result.plan.destroy:
+            return 0
+        results = run_evaluations(ctx, result.plan.resources)
+        if results:
+            print(render_text(results))
+        return sum(not r.ok for r in results)
+    return after
 
 
 @task(iterable=ITERABLE, help=OFFLINE_HELP)
@@ -318,7 +337,7 @@ def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=
             result = converge(resources, ctx, command="invoke apply",
                               confirm=_guard_interactive(yes, "apply these changes"),
                               show=_show(json, show_requests))
-        _finish(result, "apply")
+        _finish(result, "apply", after=_evaluate_after_apply(ctx))
     _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
 
 
@@ -355,6 +374,51 @@ def check(c, env=None, var=None, manifests=None, stack=None, sandbox=False):
         print(render_checks(results) or "no checks declared")
         if any(not r.ok for r in results):
             raise Exit(f"{sum(not r.ok for r in results)} of {len(results)} checks failed", code=1)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+
+
+@task(auto_shortflags=False, help={
+    **COMMON_HELP, "json": "print the results as one JSON document (nothing else on stdout)",
+    "junit": "also write JUnit XML to FILE (a testsuite per evaluation, a testcase per gate and baseline check)",
+    "markdown": "also write a Markdown report to FILE", "html": "also write a self-contained HTML page to FILE",
+    "save_baseline": "save the scores to FILE as the accepted baseline",
+    "compare": "compare with the baseline FILE: fail when a metric dropped by more than the tolerance",
+    "tolerance": "allowed drop below the baseline (default: the evaluation's baseline_tolerance, else 0.01)",
+    "method": "auto (default: _rank_eval, else _msearch), rank_eval or msearch",
+    "name": "only this evaluation (repeatable)"}, iterable=ITERABLE + ["name"])
+@_engine_task
+def evaluate(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=False, junit=None,
+             markdown=None, html=None, save_baseline=None, compare=None, tolerance=None, method=None, name=None):
+    """Run the relevance evaluations of the manifests; exit 1 when a gate fails or a metric regressed."""
+    from invoke import Exit
+
+    from provisioning import ConfigError
+    from provisioning.evaluation import report
+    from provisioning.evaluation.run import compare_baseline, load_baseline, run_evaluations
+    from provisioning.evaluation.run import save_baseline as write_baseline
+
+    def body(session):
+        if method not in (None, "auto", "rank_eval", "msearch"):
+            raise ConfigError(f"--method must be auto, rank_eval or msearch, not {method!r}")
+        baseline = load_baseline(compare) if compare else None
+        results = run_evaluations(session.context(), session.resources(), manual=True, method=method,
+                                  names=name or None)
+        if not results:
+            raise ConfigError("no evaluation declared" + (f" named {', '.join(name)}" if name else ""))
+        if baseline is not None:
+            compare_baseline(results, baseline, None if tolerance is None else float(tolerance))
+        print(report.to_json(results) if json else report.render_text(results))
+        for path, render in ((junit, report.to_junit), (markdown, report.to_markdown), (html, report.to_html)):
+            if path:
+                Path(path).write_text(render(results), encoding="utf-8")
+                print(f"wrote {path}", file=sys.stderr)
+        if save_baseline:
+            write_baseline(results, save_baseline)
+            print(f"baseline saved to {save_baseline}", file=sys.stderr)
+        failed = [r for r in results if not r.ok]
+        if failed:
+            raise Exit(f"{len(failed)} of {len(results)} evaluations failed: "
+                       + ", ".join(r.name for r in failed), code=1)
     _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
 
 

@@ -38,6 +38,7 @@ ROUTE_MODULES = (
     "sandbox.indices.api",
     "sandbox.documents.api",
     "sandbox.search.api",
+    "sandbox.search.rank_eval",
     "sandbox.ml.api",
     "sandbox.inference.api",
     "sandbox.security.api",

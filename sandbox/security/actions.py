@@ -68,6 +68,11 @@ ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
     ("POST", "/_msearch"): Action("indices:data/read/msearch", "msearch"),
     ("GET", "/<index>/_msearch"): Action("indices:data/read/msearch", "msearch"),
     ("POST", "/<index>/_msearch"): Action("indices:data/read/msearch", "msearch"),
+    # RankEvalPlugin.ACTION; TransportRankEvalAction then runs each search as the caller (one msearch)
+    ("GET", "/_rank_eval"): _i("indices:data/read/rank_eval"),
+    ("POST", "/_rank_eval"): _i("indices:data/read/rank_eval"),
+    ("GET", "/<index>/_rank_eval"): _i("indices:data/read/rank_eval"),
+    ("POST", "/<index>/_rank_eval"): _i("indices:data/read/rank_eval"),
     # inference (x-pack inference: GetInferenceModelAction, PutInferenceModelAction, UpdateInferenceModelAction,
     # DeleteInferenceEndpointAction, InferenceAction)
     ("GET", "/_inference"): _c("cluster:monitor/xpack/inference/get"),
