@@ -34,14 +34,15 @@ def sandbox(c, port=9200, state_file=None, version=None, api_key=None, es_versio
     "url": "run against this cluster instead of a fresh sandbox; it is WIPED between tests",
     "verbose": "show the requests and responses of failures, and every skip with its reason",
     "name": "only the tests whose name contains this text",
+    "es_version": "8.19.x: run the 8.x suite (conformance/es8.yaml) against a sandbox running as that version",
 })
-def conformance(c, folder=None, url=None, verbose=False, name=None):
+def conformance(c, folder=None, url=None, verbose=False, name=None, es_version=None):
     """Run Elasticsearch's YAML REST tests against a fresh sandbox (or --url); exit 1 when any test fails."""
     from invoke import Exit
 
     from conformance.runner import execute
 
-    raise Exit(code=execute(folder, url, verbose=verbose, name_filter=name))
+    raise Exit(code=execute(folder, url, verbose=verbose, name_filter=name, es_version=es_version))
 
 
 # ---- the engine tasks ------------------------------------------------------------------------------------------

@@ -57,10 +57,12 @@ class Fact:
         return bool(self.since) and version[0] > max(self.since)
 
     def needs(self) -> str:
-        lines = [f"{show(v)}" for _, v in sorted(self.since.items())]
-        if len(lines) == 1:
-            return f"Elasticsearch {lines[0]} or later"
-        return "Elasticsearch " + " (8.x) or ".join(lines[:1]) + " or " + " or ".join(lines[1:]) + " or later"
+        eight, nine = self.since.get(8), self.since.get(9)
+        if eight and (nine is None or nine == (9, 0, 0)):
+            return f"Elasticsearch {show(eight)} or later"
+        if eight and nine:
+            return f"Elasticsearch {show(eight)} or later on 8.x, {show(nine)} or later on 9.x"
+        return f"Elasticsearch {show(nine or min(self.since.values()))} or later"
 
 
 def _request(method: str, pattern: str, *, query: str | None = None,

@@ -63,6 +63,11 @@ DIFFERENCES: dict[str, tuple[str, str, str, str, bool]] = {
     "reranker_chunk_rescorer": (
         "`chunk_rescorer` in text_similarity_reranker", "unknown field (parse error)", "from 9.2",
         "TextSimilarityRankRetrieverBuilder (cluster feature text_similarity_reranker_snippets, 9.2)", True),
+    "cluster_features": (
+        "cluster features advertised (GET _cluster/state nodes_features)",
+        "also `text_similarity_reranker_retriever_supported`", "not advertised",
+        "ES 8.x InferenceFeatures declares it (the 8.15-era 70_text_similarity_rank_retriever.yml requires it); "
+        "9.0 dropped the 8.x features that every 9.x node has (the 9.x copies no longer require it)", False),
     "eland": (
         "eland 9.x against the cluster", "the CLI eland_import_hub_model refuses 8.x; the Python API "
         "(TransformerModel es_version, PyTorchModel upload) works", "both work",
@@ -83,6 +88,11 @@ def info_fields(version: str) -> dict[str, Any]:
 def get_index_keeps_empty_mappings(version: str) -> bool:
     """DIFFERENCES["get_index_features"]."""
     return major(version) < 9
+
+
+def cluster_features(version: str) -> set[str]:
+    """Node features only an 8.x node advertises (DIFFERENCES["cluster_features"])."""
+    return {"text_similarity_reranker_retriever_supported"} if major(version) < 9 else set()
 
 
 def check_inference_body(version: str, service: str, body: dict[str, Any]) -> None:
