@@ -151,3 +151,32 @@ def test_a_feature_the_clusters_version_lacks_is_refused_at_plan_time_naming_the
     else:
         plan = make_plan(resources, ctx)
         assert actions(plan) == {"inference_endpoint/recursive-embeddings": "create"}
+
+
+@pytest.mark.timeout(300)
+def test_the_quick_start_runs_unchanged_on_the_sandbox_as_8_19(tmp_path):
+    """`invoke apply --sandbox --es-version 8.19.0 --yes` prints the tutorial's three searches; a plan after it
+    has nothing to do."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    invoke = str(Path(sys.executable).parent / "invoke")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("ELASTIC", "ES_STACK"))}
+    environ["ES_STACK_SANDBOX_STATE"] = str(tmp_path / "sandbox-state.json")
+
+    def run(*args):
+        return subprocess.run([invoke, *args, "--sandbox", "--es-version", "8.19.0"], cwd=root, env=environ,
+                              capture_output=True, text=True, timeout=280, stdin=subprocess.DEVNULL)
+
+    applied = run("apply", "--yes")
+    assert applied.returncode == 0, applied.stdout + applied.stderr
+    assert "Elasticsearch 8.19.0" in applied.stderr
+    for check in ("tutorial-1-query-string: passed", "tutorial-2-multi-match: passed",
+                  "tutorial-3-reranked: passed"):
+        assert check in applied.stdout, applied.stdout
+    assert (tmp_path / "sandbox-state-8.19.0.json").is_file()
+    planned = run("plan", "--detailed-exitcode")
+    assert planned.returncode == 0, planned.stdout + planned.stderr
