@@ -3,10 +3,13 @@
 The `elasticsearch` 9.x client sends `Accept`/`Content-Type: application/vnd.elasticsearch+json; compatible-with=9`
 on every request (elasticsearch/_sync/client/_base.py: `_COMPAT_MIMETYPE_TEMPLATE` is built from the client's own
 major version and applied to every `application/json` or `application/x-ndjson` header in `_perform_request`). An
-8.x node accepts only `compatible-with=8` or `7` and refuses 9 with 400 media_type_header_exception ("Accept
-version must be either version 8 or 7, but found 9", RestCompatibleVersionHelper#getCompatibleVersion in
-elastic/elasticsearch 8.19). Plain `application/json` (no `compatible-with`) is the server's own current version
-for both 8.x and 9.x.
+8.x node accepts only `compatible-with=8` or `7` and refuses 9 with 400 media_type_header_exception caused by
+"Accept version must be either version 8 or 7, but found 9" (elastic/elasticsearch
+server/src/main/java/org/elasticsearch/rest/RestCompatibleVersionHelper.java#getCompatibleVersion: the version must
+lie between RestApiVersion.minimumSupported() and current(), 7 and 8 on 8.x; RestRequest#parseHeaders wraps it in
+media_type_header_exception "Invalid media-type value on headers [Accept, Content-Type]"). Without
+`compatible-with` the request is taken as the server's current version (same method), so plain
+`application/json` is understood by 8.x and 9.x alike.
 
 The client's per-request and default headers cannot fix this: an API method sets its own `accept` for each call,
 which wins over the default headers and is then rewritten to compatible-with=9. So the fix lives where the
@@ -120,7 +123,7 @@ class NegotiatingNode(Urllib3HttpNode):
                 version = read(response.body)
                 if version:
                     state.version, state.source = version, source
-                    break
+                break  # serverless (GET / without a version to act on) keeps the client's own headers
             elif status not in (401, 403, 404):
                 break
         state.tried = True
@@ -136,7 +139,7 @@ def _json(raw: bytes) -> dict[str, Any]:
 
 def _version_from_root(raw: bytes) -> str | None:
     version = _json(raw).get("version") or {}
-    if version.get("build_flavor") == "serverless":  # serverless speaks the client's version
+    if version.get("build_flavor") == "serverless":  # serverless speaks the client's version: nothing to negotiate
         return None
     number = version.get("number")
     return str(number) if number else None
