@@ -12,13 +12,16 @@ from invoke import task
     "port": "port to listen on (default 9200)",
     "state_file": "keep the sandbox's state in this JSON file so it survives a restart",
     "version": "Elasticsearch version reported by GET / (default 9.1.0)",
+    "es_version": "the same as --version: 8.19.x or 9.x (8.19 answers with 8.x's REST compatibility rules, APIs "
+                  "and messages where they differ: sandbox/versions.py)",
     "api_key": "require authentication: this bootstrap key (repeatable) acts as the superuser and can create "
                "restricted keys (POST /_security/api_key); without it the sandbox is open",
 }, iterable=["api_key"])
-def sandbox(c, port=9200, state_file=None, version=None, api_key=None):
-    """Run the local Elasticsearch 9.x stand-in on 127.0.0.1 (for tests and the offline quick start)."""
+def sandbox(c, port=9200, state_file=None, version=None, api_key=None, es_version=None):
+    """Run the local Elasticsearch stand-in (9.x, or 8.19 with --es-version) on 127.0.0.1."""
     from sandbox.server import main
 
+    version = version or es_version
     argv = ["--port", str(port)] + (["--state-file", state_file] if state_file else [])
     argv += [arg for key in api_key or [] for arg in ("--api-key", key)]
     main(argv + (["--version", version] if version else []))
@@ -31,14 +34,15 @@ def sandbox(c, port=9200, state_file=None, version=None, api_key=None):
     "url": "run against this cluster instead of a fresh sandbox; it is WIPED between tests",
     "verbose": "show the requests and responses of failures, and every skip with its reason",
     "name": "only the tests whose name contains this text",
+    "es_version": "8.19.x: run the 8.x suite (conformance/es8.yaml) against a sandbox running as that version",
 })
-def conformance(c, folder=None, url=None, verbose=False, name=None):
+def conformance(c, folder=None, url=None, verbose=False, name=None, es_version=None):
     """Run Elasticsearch's YAML REST tests against a fresh sandbox (or --url); exit 1 when any test fails."""
     from invoke import Exit
 
     from conformance.runner import execute
 
-    raise Exit(code=execute(folder, url, verbose=verbose, name_filter=name))
+    raise Exit(code=execute(folder, url, verbose=verbose, name_filter=name, es_version=es_version))
 
 
 # ---- the engine tasks ------------------------------------------------------------------------------------------
@@ -61,6 +65,7 @@ COMMON_HELP = {
     "stack": "stack name the ledger records ownership under (default: $ES_STACK_NAME or 'default')",
     "sandbox": "use an in-process local sandbox (state kept in .cache/sandbox-state.json) instead of a cluster; "
                "manifests get SANDBOX_MODEL_PATH, a tiny local cross-encoder (no model hub is reachable)",
+    "es_version": "with --sandbox: the Elasticsearch version the sandbox runs as, 8.19.x or 9.x (default 9.1.0)",
 }
 ITERABLE = ["var"]
 OFFLINE_HELP = {k: COMMON_HELP[k] for k in ("env", "var", "manifests")}
@@ -93,7 +98,7 @@ def _engine_task(fn):
 class _Session:
     """Resources, variables and (lazily) a context for one task run."""
 
-    def __init__(self, env=None, var=None, manifests=None, stack=None, sandbox=False):
+    def __init__(self, env=None, var=None, manifests=None, stack=None, sandbox=False, es_version=None):
         from provisioning.variables import load_variables
 
         self.env, self.var = env, list(var or [])
@@ -103,6 +108,11 @@ class _Session:
         self.variables = load_variables(ROOT, env, self.var)
         self.stack = stack or self.variables.env.get("ES_STACK_NAME") or "default"
         self.use_sandbox = sandbox
+        self.es_version = es_version
+        if es_version and not sandbox:
+            from provisioning.errors import ConfigError
+
+            raise ConfigError("--es-version chooses the sandbox's Elasticsearch version: use it with --sandbox")
         self._sandbox = None
         self.target = None
         # what a saved plan's reviewer read: the manifests and the templates they import
@@ -125,11 +135,19 @@ class _Session:
             from sandbox.server import Sandbox
 
             logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no per-request access log in task output
+            from sandbox.cluster import DEFAULT_VERSION
+            from sandbox.versions import check_supported
+
             SANDBOX_STATE.parent.mkdir(parents=True, exist_ok=True)
-            self._sandbox = Sandbox(state_file=SANDBOX_STATE).start()
+            version = self.es_version or DEFAULT_VERSION
+            check_supported(version)
+            # one state file per version: an 8.19 sandbox and a 9.x one are two different clusters
+            state = SANDBOX_STATE if not self.es_version else SANDBOX_STATE.with_name(
+                f"{SANDBOX_STATE.stem}-{version}{SANDBOX_STATE.suffix}")
+            self._sandbox = Sandbox(version=version, state_file=state).start()
             url = self._sandbox.url
-            print(f"using the local sandbox (not a real cluster) at {url}, state in {SANDBOX_STATE}",
-                  file=sys.stderr)
+            print(f"using the local sandbox (not a real cluster, Elasticsearch {version}) at {url}, state in "
+                  f"{state}", file=sys.stderr)
         client = connect(self.variables.env, url=url)
         self.target = describe_target(self.variables.env, url=url)
         print(f"cluster: {self.target}  stack: {self.stack}", file=sys.stderr)
@@ -291,10 +309,11 @@ def validate(c, env=None, var=None, manifests=None):
                                "show_requests": "print the requests and steps each change will run",
                                "allow_data_loss": "record in the saved plan that its data loss is accepted"})
 @_engine_task
-def plan(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=False, detailed_exitcode=False,
+def plan(c, env=None, var=None, manifests=None, stack=None, sandbox=False, es_version=None, json=False,
+         detailed_exitcode=False,
          out=None, show_requests=False, allow_data_loss=False):
     """Show what apply would change (read-only); --out saves it for `invoke apply --plan`."""
-    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox),
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox, es_version=es_version),
          _plan_body(json, detailed_exitcode, _lock_note, out, show_requests, allow_data_loss))
 
 
@@ -310,7 +329,8 @@ def plan(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=
                                        "not rendered again",
                                "show_requests": "print the requests and steps each change will run"})
 @_engine_task
-def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=False, parallelism=4,
+def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, es_version=None, yes=False,
+          parallelism=4,
           allow_data_loss=False, json=False, wait_timeout=600, plan=None, show_requests=False,
           wait_for="fully_allocated"):
     """Converge the cluster to the manifests: plan, confirm, apply exactly that plan, verify, run checks."""
@@ -338,7 +358,7 @@ def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=
                               confirm=_guard_interactive(yes, "apply these changes"),
                               show=_show(json, show_requests))
         _finish(result, "apply", after=_evaluate_after_apply(ctx))
-    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox, es_version=es_version), body)
 
 
 @task(iterable=ITERABLE, help={**COMMON_HELP, "yes": "destroy without asking (required when not on a terminal)",
@@ -346,7 +366,8 @@ def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=
                                "allow_data_loss": "allow deleting indices that hold documents",
                                "json": "print the plan as JSON"})
 @_engine_task
-def destroy(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=False, parallelism=4,
+def destroy(c, env=None, var=None, manifests=None, stack=None, sandbox=False, es_version=None, yes=False,
+            parallelism=4,
             allow_data_loss=False, json=False):
     """Delete everything this stack created, in reverse dependency order (never anything it did not create)."""
     from provisioning import converge
@@ -357,12 +378,12 @@ def destroy(c, env=None, var=None, manifests=None, stack=None, sandbox=False, ye
         result = converge(resources, ctx, command="invoke destroy", destroy=True,
                           confirm=_guard_interactive(yes, "destroy these resources"), show=_show(json))
         _finish(result, "destroy")
-    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox, es_version=es_version), body)
 
 
 @task(iterable=ITERABLE, help=COMMON_HELP)
 @_engine_task
-def check(c, env=None, var=None, manifests=None, stack=None, sandbox=False):
+def check(c, env=None, var=None, manifests=None, stack=None, sandbox=False, es_version=None):
     """Run every check of the manifests (searches with expectations); exit 1 if one fails."""
     from invoke import Exit
 
@@ -374,7 +395,7 @@ def check(c, env=None, var=None, manifests=None, stack=None, sandbox=False):
         print(render_checks(results) or "no checks declared")
         if any(not r.ok for r in results):
             raise Exit(f"{sum(not r.ok for r in results)} of {len(results)} checks failed", code=1)
-    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox, es_version=es_version), body)
 
 
 @task(auto_shortflags=False, help={
@@ -387,8 +408,9 @@ def check(c, env=None, var=None, manifests=None, stack=None, sandbox=False):
     "method": "auto (default: _rank_eval, else _msearch), rank_eval or msearch",
     "name": "only this evaluation (repeatable)"}, iterable=ITERABLE + ["name"])
 @_engine_task
-def evaluate(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=False, junit=None,
-             markdown=None, html=None, save_baseline=None, compare=None, tolerance=None, method=None, name=None):
+def evaluate(c, env=None, var=None, manifests=None, stack=None, sandbox=False, es_version=None, json=False,
+             junit=None, markdown=None, html=None, save_baseline=None, compare=None, tolerance=None, method=None,
+             name=None):
     """Run the relevance evaluations of the manifests; exit 1 when a gate fails or a metric regressed."""
     from invoke import Exit
 
@@ -419,22 +441,23 @@ def evaluate(c, env=None, var=None, manifests=None, stack=None, sandbox=False, j
         if failed:
             raise Exit(f"{len(failed)} of {len(results)} evaluations failed: "
                        + ", ".join(r.name for r in failed), code=1)
-    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox, es_version=es_version), body)
 
 
 @task(iterable=ITERABLE, help={**COMMON_HELP, "json": "print the drift as JSON",
                                "detailed_exitcode": "exit 0 when in sync, 2 on drift, 1 on errors"})
 @_engine_task
-def status(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=False, detailed_exitcode=False):
+def status(c, env=None, var=None, manifests=None, stack=None, sandbox=False, es_version=None, json=False,
+           detailed_exitcode=False):
     """Drift: what differs between the cluster and the manifests right now, and who holds the lock."""
-    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox),
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox, es_version=es_version),
          _plan_body(json, detailed_exitcode, _lock_status))
 
 
 @task(iterable=ITERABLE, help={**COMMON_HELP, "force": "delete the lock whoever holds it (only when no run is "
                                                        "active: a stale lock left by a killed run)"})
 @_engine_task
-def unlock(c, env=None, var=None, manifests=None, stack=None, sandbox=False, force=False):
+def unlock(c, env=None, var=None, manifests=None, stack=None, sandbox=False, es_version=None, force=False):
     """Show the stack lock; with --force, break a stale one."""
     from invoke import Exit
 
@@ -453,7 +476,7 @@ def unlock(c, env=None, var=None, manifests=None, stack=None, sandbox=False, for
         broken = ctx.ledger.break_lock()
         print(f"broke the lock held by {broken.get('holder')} (pid {broken.get('pid')}, `{broken.get('command')}`) "
               f"since {broken.get('acquired_at')}" if broken else f"stack {ctx.stack!r} was not locked")
-    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox, es_version=es_version), body)
 
 
 @task(positional=["query"], iterable=ITERABLE, help={
@@ -465,7 +488,8 @@ def unlock(c, env=None, var=None, manifests=None, stack=None, sandbox=False, for
     "rerank_field": "the field the reranker reads (default: plot)",
     "size": "number of hits (default 10)"})
 @_engine_task
-def search(c, query, env=None, var=None, manifests=None, stack=None, sandbox=False, index="movies", rerank=None,
+def search(c, query, env=None, var=None, manifests=None, stack=None, sandbox=False, es_version=None, index="movies",
+           rerank=None,
            inference_id=None, fields="title,plot", rerank_field="plot", size=10):
     """Ad-hoc search: lexical, or reranked semantically with --rerank "text"; prints rank, score, title, plot."""
     from elasticsearch import ApiError
@@ -485,7 +509,7 @@ def search(c, query, env=None, var=None, manifests=None, stack=None, sandbox=Fal
         except ApiError as exc:
             raise api_error(exc, resource=f"search {index}") from exc
         print(format_hits(response.body, names))
-    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox), body)
+    _run(dict(env=env, var=var, manifests=manifests, stack=stack, sandbox=sandbox, es_version=es_version), body)
 
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
+from provisioning import compat
 from provisioning.errors import ConfigError
 
 # Throttling and transient gateway errors are retried, with exponential backoff and jitter, within a total deadline.
@@ -109,9 +110,11 @@ def connect(environ: Mapping[str, str] | None = None, *, url: str | None = None,
     """An Elasticsearch client. `url` (used by tasks.py --sandbox) overrides the environment's cluster."""
     options = {"hosts": [url]} if url else client_options(environ)
     # retry_on_status=(): the transport must not retry statuses itself (immediately); RetryingElasticsearch does.
+    # node_class: REST compatibility negotiated with the cluster's major version on first contact (8.x or 9.x).
     return RetryingElasticsearch(**options, request_timeout=request_timeout, max_retries=max_retries,
                                  retry_on_status=(), retry_on_timeout=True,
-                                 retry_backoff_base=RETRY_BACKOFF_BASE, retry_backoff_cap=RETRY_BACKOFF_CAP)
+                                 retry_backoff_base=RETRY_BACKOFF_BASE, retry_backoff_cap=RETRY_BACKOFF_CAP,
+                                 node_class=compat.node_class())
 
 
 def describe_target(environ: Mapping[str, str] | None = None, *, url: str | None = None) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from elasticsearch import ApiError
 
-from provisioning import lifecycle
+from provisioning import compat, lifecycle, versions
 from provisioning.errors import ManifestError, Problem, Refused, api_error
 from provisioning.es_validation import missing_in_cluster, unresolved_references
 from provisioning.kinds import KINDS
@@ -230,8 +230,19 @@ def make_plan(resources: list[Resource], ctx: Any, *, destroy: bool = False) -> 
                      stack=ctx.stack, allow_data_loss=bool(ctx.options.allow_data_loss),
                      cluster={"ledger_id": ctx.ledger.identity})
     if not destroy:
-        plan.warnings = licence_warnings(plan, ctx.client)
+        plan.warnings = _version_gates(plan, ctx) + licence_warnings(plan, ctx.client)
     return plan
+
+
+def _version_gates(plan: StackPlan, ctx: Any) -> list[str]:
+    """Refuse what the cluster's version does not have, naming the version that added it (provisioning/versions.py);
+    returns notes on requests adapted to an older version."""
+    version = compat.known_version(ctx.client) or (compat.cluster_version(ctx.client) if plan.has_changes else None)
+    refusals, notes = versions.check_plan(plan, version)
+    if refusals:
+        raise Refused("the plan uses what this cluster's Elasticsearch version does not have; nothing was written:"
+                      "\n  - " + "\n  - ".join(refusals))
+    return notes
 
 
 def destroy_plan(resources: list[Resource], ctx: Any) -> StackPlan:

@@ -65,7 +65,7 @@ def collect_routes() -> list[Route]:
 
 
 class Sandbox:
-    """A stand-in for an Elasticsearch 9.x cluster, served over HTTP on 127.0.0.1."""
+    """A stand-in for an Elasticsearch 9.x (or 8.19: sandbox/versions.py) cluster, served over HTTP on 127.0.0.1."""
 
     def __init__(self, *, version: str = DEFAULT_VERSION, api_keys: tuple[str, ...] = (),
                  users: dict[str, str] | None = None, state_file: str | os.PathLike | None = None):
@@ -359,10 +359,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="Run the Elasticsearch stand-in.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9200)
-    parser.add_argument("--version", default=DEFAULT_VERSION, help="version reported by GET /")
+    parser.add_argument("--version", default=DEFAULT_VERSION,
+                        help="Elasticsearch version to run as: 8.19.x or 9.x (sandbox/versions.py)")
     parser.add_argument("--state-file", help="keep state in this JSON file across restarts")
     parser.add_argument("--api-key", action="append", default=[], help="bootstrap superuser API key (repeatable)")
     args = parser.parse_args(argv)
+    from sandbox.versions import check_supported
+
+    try:
+        check_supported(args.version)
+    except ValueError as exc:
+        parser.error(str(exc))
     sandbox = Sandbox(version=args.version, api_keys=tuple(args.api_key), state_file=args.state_file)
     print(f"sandbox (Elasticsearch {args.version} stand-in) listening on http://{args.host}:{args.port}", flush=True)
     sandbox.serve_forever(args.host, args.port)
