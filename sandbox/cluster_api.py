@@ -121,7 +121,7 @@ def put_cluster_settings(sb: Any, req: EsRequest) -> dict:
 
 def cluster_state(sb: Any, req: EsRequest) -> dict:
     """Only what clients and test runners read: names and the node's cluster features."""
-    features = sorted(all_features() | versions.cluster_features(sb.cluster.version))
+    features = sorted(versions.cluster_features(sb.cluster.version, all_features()))
     return {"cluster_name": sb.cluster.cluster_name, "cluster_uuid": sb.cluster.cluster_uuid,
             "nodes_features": [{"node_id": sb.cluster.node_id, "features": features}]}
 

@@ -65,9 +65,16 @@ DIFFERENCES: dict[str, tuple[str, str, str, str, bool]] = {
         "TextSimilarityRankRetrieverBuilder (cluster feature text_similarity_reranker_snippets, 9.2)", True),
     "cluster_features": (
         "cluster features advertised (GET _cluster/state nodes_features)",
-        "also `text_similarity_reranker_retriever_supported`", "not advertised",
+        "also `text_similarity_reranker_retriever_supported`; not the 9.x alias feature (alias_string_booleans)",
+        "the reranker feature not advertised",
         "ES 8.x InferenceFeatures declares it (the 8.15-era 70_text_similarity_rank_retriever.yml requires it); "
         "9.0 dropped the 8.x features that every 9.x node has (the 9.x copies no longer require it)", False),
+    "alias_string_booleans": (
+        "an alias given at index creation with `is_write_index: \"true\"` (a string)",
+        "accepted as true", "400 \"Unsupported String type value [true] for field [is_write_index] in alias [...]\" "
+        "(feature index.throw_exception_on_index_creation_if_unsupported_value_type_in_alias, not advertised by "
+        "8.x)", "es-api-semantics.md 1.1 [T]: the 9.x indices.create/10_basic.yml and its 8.19-branch copy "
+        "(is_true); other fields' string leniency in 8.x is not modelled", True),
     "eland": (
         "eland 9.x against the cluster", "the CLI eland_import_hub_model refuses 8.x; the Python API "
         "(TransformerModel es_version, PyTorchModel upload) works", "both work",
@@ -90,9 +97,20 @@ def get_index_keeps_empty_mappings(version: str) -> bool:
     return major(version) < 9
 
 
-def cluster_features(version: str) -> set[str]:
-    """Node features only an 8.x node advertises (DIFFERENCES["cluster_features"])."""
-    return {"text_similarity_reranker_retriever_supported"} if major(version) < 9 else set()
+_ONLY_9X_FEATURES = {"index.throw_exception_on_index_creation_if_unsupported_value_type_in_alias"}
+
+
+def cluster_features(version: str, declared: set[str]) -> set[str]:
+    """The node features advertised: the declared (9.x) ones, adjusted for 8.x (DIFFERENCES["cluster_features"],
+    ["alias_string_booleans"])."""
+    if major(version) >= 9:
+        return declared
+    return (declared - _ONLY_9X_FEATURES) | {"text_similarity_reranker_retriever_supported"}
+
+
+def alias_string_booleans(version: str) -> bool:
+    """DIFFERENCES["alias_string_booleans"]."""
+    return major(version) < 9
 
 
 def check_inference_body(version: str, service: str, body: dict[str, Any]) -> None:
