@@ -29,7 +29,6 @@ from invoke import task as _invoke_task
 
 from provisioning.output import REDACTOR, RedactingStream, register_environment_secrets, use_color, write_file
 
-
 SHORT_FLAGS = {"verbose": "v", "quiet": "q"}  # -v is --verbose, as everywhere else (not --var)
 NO_SHORT_FLAG = {"var", "no_color", "debug"}
 
@@ -798,3 +797,7 @@ def main(argv: list[str] | None = None) -> Any:
         release = "unknown"
     program = Program(namespace=namespace, version=release, name="es-stack", binary="es-stack")
     return program.run(argv)
+
+
+if __name__ == "__main__":  # python -m provisioning.cli ...
+    main()

@@ -143,7 +143,10 @@ def check_reachable(client: Any, timeout: float = 3.0) -> None:
         config = node.config
         target = f"{config.scheme}://{config.host}:{config.port}"
         try:
-            socket.create_connection((config.host, config.port), timeout=timeout).close()
+            connection = socket.create_connection((config.host, config.port), timeout=timeout)
+            with connection:
+                if config.scheme == "https":
+                    _check_tls(connection, config, target, timeout)
         except ConnectionRefusedError:
             raise ConfigError(f"cannot connect to {target}: connection refused (nothing listens there); check "
                               f"ELASTICSEARCH_URL (or ELASTIC_CLOUD_ID) and that Elasticsearch is running") from None
@@ -155,6 +158,25 @@ def check_reachable(client: Any, timeout: float = 3.0) -> None:
                               f"firewall or proxy in between") from None
         except OSError as exc:
             raise ConfigError(f"cannot connect to {target}: {exc.strerror or exc}") from None
+
+
+def _check_tls(connection: Any, config: Any, target: str, timeout: float) -> None:
+    """The TLS handshake the client will make, once, without retries: a certificate problem is not transient."""
+    import ssl
+
+    context = config.ssl_context or ssl.create_default_context(cafile=config.ca_certs or None)
+    if not config.verify_certs:
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    connection.settimeout(timeout)
+    try:
+        context.wrap_socket(connection, server_hostname=config.host).close()
+    except ssl.SSLCertVerificationError as exc:
+        raise ConfigError(f"TLS error talking to {target}: certificate verify failed ({exc.verify_message}); for a "
+                          f"self-signed or private CA set ELASTICSEARCH_CA_CERT to its PEM file (e.g. "
+                          f"config/certs/http_ca.crt)") from None
+    except ssl.SSLError as exc:
+        raise ConfigError(f"TLS error talking to {target}: handshake failed ({exc.reason or exc}); if the cluster "
+                          f"has no TLS, use http:// in ELASTICSEARCH_URL") from None
 
 
 def connect(environ: Mapping[str, str] | None = None, *, url: str | None = None,
