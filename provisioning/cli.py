@@ -320,7 +320,9 @@ class _Session:
         url = None
         if self.use_sandbox:
             url = self._start_sandbox()
-        self.target = _Session.last_target = describe_target(self.variables.env, url=url)
+        # a saved plan names its target: the sandbox's port changes from run to run, its state file does not
+        self.target = f"local sandbox (state {sandbox_state()})" if url else describe_target(self.variables.env)
+        _Session.last_target = url or self.target
         client = connect(self.variables.env, url=url)
         check_reachable(client)
         OUT.note(f"cluster: {self.target}  stack: {self.stack}")
