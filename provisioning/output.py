@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 MASK = "(sensitive value)"
-MIN_SECRET = 4  # shorter values would mask ordinary words
+MIN_SECRET = 6  # shorter values would mask ordinary words
 
 
 def _b64_forms(raw: bytes) -> set[str]:
