@@ -326,7 +326,9 @@ class _Session:
         client = connect(self.variables.env, url=url)
         check_reachable(client)
         OUT.note(f"cluster: {self.target}  stack: {self.stack}")
-        reporter = Reporter(quiet=OUT.quiet, verbose=OUT.verbose)
+        from provisioning.context import progress_interval
+
+        reporter = Reporter(quiet=OUT.quiet, verbose=OUT.verbose, interval=progress_interval(self.variables.env))
         OUT.reporter = reporter
         opts = Options(**options)
         opts.require_secrets = self.require_secrets

@@ -62,9 +62,10 @@ class Options:
 PROGRESS_INTERVAL = 10.0  # seconds between plain progress lines when not on a terminal ($ES_STACK_PROGRESS_INTERVAL)
 
 
-def progress_interval() -> float:
+def progress_interval(environ: Mapping[str, str] | None = None) -> float:
+    env = os.environ if environ is None else environ
     try:
-        return max(0.05, float(os.environ.get("ES_STACK_PROGRESS_INTERVAL") or PROGRESS_INTERVAL))
+        return max(0.05, float(env.get("ES_STACK_PROGRESS_INTERVAL") or PROGRESS_INTERVAL))
     except ValueError:
         return PROGRESS_INTERVAL
 
