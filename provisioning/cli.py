@@ -445,7 +445,8 @@ def _write_reports(junit=None, markdown=None, plan=None, checks=None, command="p
 
 def _summary(reporter, what, result):
     applied = len(result.applied)
-    lines = [f"{what} complete: {_plural(applied, 'change')} applied."]
+    done = f"{_plural(applied, 'resource')} deleted" if what == "destroy" else f"{_plural(applied, 'change')} applied"
+    lines = [f"{what} complete: {done}." if applied else f"{what} complete: nothing to change."]
     if reporter is not None and reporter.finished:
         lines += [f"  {key}  {action}  {seconds:.1f}s" for key, action, seconds in reporter.finished]
     return "\n".join(lines)

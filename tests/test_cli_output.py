@@ -83,7 +83,7 @@ def test_json_junit_and_markdown_outputs_of_plan_apply_check_destroy(tmp_path):
     assert destroyed.returncode == 0, destroyed.stderr
     document = one_json(destroyed)
     assert document["plan"]["destroy"] is True and len(document["applied"]) == 2
-    assert "destroy complete: 2 changes applied." in destroyed.stderr
+    assert "destroy complete: 2 resources deleted." in destroyed.stderr
 
     status = run(["status", *SANDBOX], cwd=folder)
     assert "Stack 't': status" in status.stdout
