@@ -468,7 +468,7 @@ def _converge_with_lock_wait(lock_timeout, attempt):
             if exc.holder != last_holder:
                 OUT.note(f"waiting up to {remaining:.0f}s for the stack lock, held by {exc.holder} since {exc.since}")
                 last_holder = exc.holder
-            time.sleep(min(2.0, remaining))
+            time.sleep(min(1.0, remaining))
 
 
 def _outcome(what, session, result, *, json_output, junit, markdown, shown):

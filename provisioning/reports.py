@@ -4,6 +4,7 @@ details). Pure functions of the plan and results; the CLI writes them through th
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from xml.etree import ElementTree as ET
 
@@ -27,6 +28,15 @@ def checks_to_junit(results: list[Any], suite: str = "es-stack checks") -> str:
         titles = [str((h.get("_source") or {}).get("title", h.get("_id"))) for h in r.hits]
         ET.SubElement(case, "system-out").text = f"{r.total} hits\n{details}\n" + "\n".join(titles)
     return ET.tostring(root, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def _diff_lines(text: str) -> list[str]:
+    """The text plan with each line's + / - moved to the first column, where a ```diff block colours it."""
+    out = []
+    for line in text.rstrip().splitlines():
+        match = re.match(r"^(\s*)([+-])(\s.*)$", line)
+        out.append(f"{match.group(2)}{match.group(1)}{match.group(3)}" if match else line)
+    return out
 
 
 def _cell(text: Any) -> str:
@@ -60,7 +70,7 @@ def to_markdown(plan: Any = None, checks: list[Any] | None = None, *, command: s
                              f"{_cell(location)} |")
             lines.append("")
             lines += ["<details><summary>Plan details</summary>", "", "```diff",
-                      render_plan(plan, color=False).rstrip(), "```", "", "</details>", ""]
+                      *_diff_lines(render_plan(plan, color=False)), "```", "", "</details>", ""]
     if applied:
         lines += ["### Applied", "", "| resource | action | time |", "|---|---|---|"]
         lines += [f"| `{key}` | {action} | {seconds:.1f}s |" for key, action, seconds in applied]

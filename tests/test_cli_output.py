@@ -226,7 +226,7 @@ def test_lock_timeout_waits_for_the_holder_then_applies(tmp_path, own_sandbox):
         thread = threading.Thread(target=lambda: results.update(r=run(
             ["apply", "--stack", "t", "--yes", "--lock-timeout", "30"], cwd=folder, env=env)))
         thread.start()
-        time.sleep(3)
+        time.sleep(2)
     thread.join(60)
     waited = results["r"]
     assert waited.returncode == 0, waited.stderr
