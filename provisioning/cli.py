@@ -452,6 +452,32 @@ def _summary(reporter, what, result):
     return "\n".join(lines)
 
 
+def _require_plan_secrets(path, environ):
+    """A saved plan made without a write-only secret is applied only with it: refused before any write."""
+    from provisioning import ConfigError
+    from provisioning.model import SECRET_MARKER
+
+    try:
+        data = jsonlib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return  # planfile.load says what is wrong with the file
+
+    def markers(node):
+        if isinstance(node, dict):
+            if SECRET_MARKER in node:
+                yield node[SECRET_MARKER]
+            for value in node.values():
+                yield from markers(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from markers(value)
+
+    missing = sorted({name for name in markers(data.get("changes", [])) if not environ.get(name)})
+    if missing:
+        raise ConfigError(f"the saved plan sends write-only secrets read at apply; set {', '.join(missing)} in the "
+                          f"environment or in .env (nothing was changed)")
+
+
 def _converge_with_lock_wait(lock_timeout, attempt):
     """Run `attempt()`; while another run holds the stack lock, wait up to lock_timeout seconds, saying who holds it."""
     from provisioning import LockHeld
@@ -630,6 +656,7 @@ def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=
         if plan:
             from provisioning.planfile import apply_file
 
+            _require_plan_secrets(plan, session.variables.env)
             ctx = session.context(**options)
             result = _converge_with_lock_wait(lock_timeout, lambda: apply_file(
                 plan, ctx, target=session.target, confirm=_guard_interactive(yes, "apply this saved plan"),

@@ -147,6 +147,13 @@ def test_plan_needs_no_write_only_secret_and_apply_does(tmp_path):
     assert refused.returncode == 1 and "COHERE_API_KEY" in refused.stderr
     from_file = run(["apply", *SANDBOX, "--yes", "--plan", "plan.json"], cwd=folder)
     assert from_file.returncode == 1 and "COHERE_API_KEY" in from_file.stderr
+    key = {"COHERE_API_KEY": "cohere-key-for-the-test-0123"}
+    applied = run(["apply", *SANDBOX, "--yes", "--plan", "plan.json"], cwd=folder, env=key)
+    assert applied.returncode == 0, applied.stderr
+    again = run(["plan", *SANDBOX, "--detailed-exitcode"], cwd=folder, env=key)
+    assert again.returncode == 0, again.stdout + again.stderr  # the secret's hash was recorded at apply
+    rotated = run(["plan", *SANDBOX, "--detailed-exitcode"], cwd=folder, env={"COHERE_API_KEY": "another-key-9876"})
+    assert rotated.returncode == 2 and "secrets" in rotated.stdout
 
 
 ECHO_SECRET = "tok/+en=Zq8&Xw3 \"quoted\" Vb7"
