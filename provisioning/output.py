@@ -180,6 +180,9 @@ def explain_api_error(exc: Any, target: str, step: str | None = None) -> str | N
     """401, 403 and non-Elasticsearch answers as the cause and what to do; None for ordinary ES errors."""
     status = getattr(getattr(exc, "meta", None), "status", None)
     where = f"{step}: " if step else ""
+    if not_elasticsearch(exc) and status in (502, 503, 504):
+        return (f"{where}{target} answered HTTP {status} from a proxy or load balancer, not from Elasticsearch (the "
+                f"cluster may be restarting, scaling or overloaded); try again in a few minutes")
     if type(exc).__name__ == "UnsupportedProductError" or not_elasticsearch(exc):
         return (f"{where}the server at {target} is not Elasticsearch (it answered HTTP {status} without the "
                 f"X-Elastic-Product header); check ELASTICSEARCH_URL (host and port of the cluster's HTTP layer)")

@@ -75,6 +75,8 @@ CASES = {
                   ["authentication failed", "ELASTIC_API_KEY"]),
     "untrusted certificate": (lambda f: {"ELASTICSEARCH_URL": f["tls"]},
                               ["certificate verify failed", "ELASTICSEARCH_CA_CERT"]),
+    "key without privileges": (lambda f: {"ELASTICSEARCH_URL": f["secured"], "ELASTIC_API_KEY": f["weak"]},
+                               ["not authorised (403)", "privileges"]),
 }
 
 
@@ -83,8 +85,14 @@ def test_a_connection_misconfiguration_is_a_short_message_without_traceback(case
     fixtures = {"port": free_port()}
     if case in ("not elasticsearch", "https to a plain http server"):
         fixtures["web"] = request.getfixturevalue("web_server")
-    if case == "wrong key":
-        fixtures["secured"] = request.getfixturevalue("secured_sandbox").url
+    if case in ("wrong key", "key without privileges"):
+        secured = request.getfixturevalue("secured_sandbox")
+        fixtures["secured"] = secured.url
+        if case == "key without privileges":
+            from elasticsearch import Elasticsearch
+
+            admin = Elasticsearch(secured.url, api_key="the-right-key-0123456789")
+            fixtures["weak"] = admin.security.create_api_key(name="weak", role_descriptors={"none": {}})["encoded"]
     if case == "untrusted certificate":
         fixtures["tls"] = request.getfixturevalue("tls_server")
     environ, words = CASES[case]

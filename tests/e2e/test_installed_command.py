@@ -51,3 +51,11 @@ def test_es_stack_validate_and_apply_in_a_team_repository(venv, tmp_path):
     assert (folder / ".cache" / "sandbox-state.json").is_file()  # cache and state in the working directory
     helped = run("--help", "apply")
     assert "--lock-timeout" in helped.stdout and "--junit" in helped.stdout
+
+    # the importable collection: a team's own tasks.py adds its tasks to es-stack's
+    (folder / "tasks.py").write_text("from invoke import task\nfrom provisioning.cli import namespace\n\n\n"
+                                     "@task\ndef hello(c):\n    print('hello')\n\n\nnamespace.add_task(hello)\n")
+    listed = subprocess.run([str(venv / "bin" / "python"), "-m", "invoke", "--list"], cwd=folder, env=environ,
+                            capture_output=True, text=True, timeout=60)
+    assert listed.returncode == 0, listed.stderr
+    assert all(name in listed.stdout for name in ("apply", "plan", "check", "hello")), listed.stdout
