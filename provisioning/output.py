@@ -132,11 +132,16 @@ def write_file(path: Any, text: str) -> None:
     """Every file the CLI writes goes through the redactor."""
     from pathlib import Path
 
+    from provisioning.errors import ConfigError
+
     target = Path(path)
-    if target.parent and not target.parent.exists():
+    try:
         target.parent.mkdir(parents=True, exist_ok=True)
-    with open(target, "a" if str(path) == os.environ.get("GITHUB_STEP_SUMMARY") else "w", encoding="utf-8") as f:
-        f.write(REDACTOR(text))
+        with open(target, "a" if str(path) == os.environ.get("GITHUB_STEP_SUMMARY") else "w",
+                  encoding="utf-8") as f:
+            f.write(REDACTOR(text))
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 # ---- user-facing explanations of connection-level failures ----------------------------------------------------
