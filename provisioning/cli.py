@@ -206,6 +206,7 @@ def _engine_task(fn):
                       verbose=options.get("verbose", False), debug=options.get("debug", False),
                       json=options.get("json", False))
         register_environment_secrets(os.environ)
+        _Session.last_target = None
         # a cancelled CI job gets SIGTERM: unwind like Ctrl-C so the stack lock is released
         with contextlib.suppress(ValueError):  # ValueError: not the main thread (a test runner's worker)
             signal.signal(signal.SIGTERM, signal.default_int_handler)
