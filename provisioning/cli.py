@@ -100,7 +100,7 @@ def conformance(c, folder=None, url=None, verbose=False, name=None):
 OUTPUT_HELP = {
     "no_color": "no colour (also: the NO_COLOR environment variable); colour is used only on a terminal anyway",
     "quiet": "print only the result and errors (no progress)",
-    "verbose": "also print every request as it is sent to Elasticsearch (secrets redacted)",
+    "verbose": "also print every request to Elasticsearch: method, URL, status, time (secrets redacted)",
     "debug": "show the traceback of an error",
 }
 COMMON_HELP = {
