@@ -85,7 +85,7 @@ def _run_change(ctx: Any, change: Change) -> None:
     location = str(change.resource.source) if change.resource is not None else None
     if ctx.ledger is not None:
         ctx.ledger.check_lock()  # a run whose lock was broken or taken over stops before its next change
-    ctx.reporter.info(f"{change.key}: {change.action} ...")
+    _report(ctx, "change_started", change)
     had_entry = ctx.ledger.entry(change.kind, change.name) is not None
     run = Run(ctx, change, salt=change.record.get("secrets_salt"))
     creating = lifecycle.first_request(change)
@@ -104,7 +104,15 @@ def _run_change(ctx: Any, change: Change) -> None:
                 raise ClusterError(str(exc), status=exc.status, es_type=exc.es_type, resource=change.key,
                                    location=location) from exc
             raise
-    ctx.reporter.info(f"{change.key}: {change.action} done")
+    _report(ctx, "change_finished", change)
+
+
+def _report(ctx: Any, event: str, change: Change) -> None:
+    method = getattr(ctx.reporter, event, None)  # the CLI's Reporter times changes and knows what is in flight
+    if method is not None:
+        method(change.key, change.action)
+    else:
+        ctx.reporter.info(f"{change.key}: {change.action} {'...' if event == 'change_started' else 'done'}")
 
 
 def _run_wave(ctx: Any, wave: list[Change]) -> list[tuple[Change, BaseException]]:

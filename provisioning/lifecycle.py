@@ -29,7 +29,7 @@ from elasticsearch import ApiError
 from provisioning.diffing import spec_hash
 from provisioning.kinds import KINDS
 from provisioning.kinds.base import NO_SLOT
-from provisioning.model import Change, FieldDiff, Request, Resource, Step
+from provisioning.model import SECRET_MARKER, Change, FieldDiff, Request, Resource, Step
 
 LEDGER_SENDS = ("PUT /es-stack-ledger/_doc/*",)
 FORGET_SENDS = ("DELETE /es-stack-ledger/_doc/*",)
@@ -169,6 +169,17 @@ def _forget_step(ctx: Any, change: Change) -> Step:
                 summary=f"remove the ownership record of {change.key}")
 
 
+def _unplanned_secret(node: Any) -> bool:
+    """A request body holding a secret marker without a hash (the secret was not set when it was planned)."""
+    if isinstance(node, Request):
+        return _unplanned_secret(node.body)
+    if isinstance(node, dict):
+        return (SECRET_MARKER in node and not node.get("hash")) or any(_unplanned_secret(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_unplanned_secret(v) for v in node)
+    return False
+
+
 def wrap(ctx: Any, change: Change, entry: dict[str, Any] | None) -> Change:
     """Adds the ledger operations to a kind's change; turns a record-only difference into an update."""
     resource = change.resource
@@ -189,7 +200,8 @@ def wrap(ctx: Any, change: Change, entry: dict[str, Any] | None) -> Change:
     record = _record_step(ctx, change, resource)
     if change.action == "create":
         # write-ahead; a second record keeps what the steps learnt (an artifact checksum), if any ran
-        learnt = [record] if any(isinstance(op, Step) for op in change.operations) else []
+        # (or the hash of a secret planned without it: `plan` needs no write-only secret)
+        learnt = [record] if any(isinstance(op, Step) or _unplanned_secret(op) for op in change.operations) else []
         change.operations = [record, *change.operations, *learnt]
     else:
         change.operations = [*change.operations, record]

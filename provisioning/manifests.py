@@ -249,4 +249,5 @@ def _stray_problems(folder: Path, resources: list[Resource], *, complete: bool) 
 def _ordered(problems: list[Problem]) -> list[Problem]:
     """Deduplicated, by file then line (stable for problems without a line)."""
     unique = list(dict.fromkeys(problems))
-    return sorted(unique, key=lambda p: (p.file, p.line or 0))
+    # a problem without a line ("... and 15 more problems in this file") comes after the ones it summarises
+    return sorted(unique, key=lambda p: (p.file, p.line if p.line is not None else float("inf")))

@@ -91,7 +91,7 @@ def _wait(run: Any, task_id: str, source: str, dest: str) -> dict[str, Any]:
                                    f"{error.get('reason', error) if isinstance(error, dict) else error}")
             return task.get("response") or {}
         now = time.monotonic()
-        if now - last_report >= REPORT_EVERY:
+        if now - last_report >= getattr(run.ctx.reporter, "interval", REPORT_EVERY):
             done = status.get("created", 0) + status.get("updated", 0)
             run.ctx.reporter.info(f"{run.change.key}: reindexing {source} into {dest}: {done} of "
                                   f"{status.get('total', '?')} documents")

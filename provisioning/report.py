@@ -90,7 +90,7 @@ def _operation_lines(change: Change) -> list[str]:
 
 
 def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show_noop: bool = False,
-                show_requests: bool = False) -> str:
+                show_requests: bool = False, title: str | None = None) -> str:
     """The plan as text, with ANSI colour only when `color` is true (tasks.py passes sys.stdout.isatty())."""
     from rich.console import Console
     from rich.text import Text
@@ -98,7 +98,7 @@ def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=bool(color), no_color=not color, width=width,
                       highlight=False, soft_wrap=True)
-    title = "destroy plan" if getattr(plan, "destroy", False) else "plan"
+    title = title or ("destroy plan" if getattr(plan, "destroy", False) else "plan")
     console.print(Text(f"Stack {getattr(plan, 'stack', 'default')!r}: {title}", style="bold"))
     changes = [c for c in plan.changes if c.action != "noop"]
     if not changes:

@@ -166,6 +166,8 @@ class Sandbox:
         if rule is not None and rule.status:
             error = EsError(f"injected fault: {rule.status}", status=rule.status,
                             type=_FAULT_TYPES.get(rule.status, "exception"))
+            if rule.echo_settings:
+                error = self._echoed_settings(request, rule.status)
             response = self._json_response(request, error.body(), rule.status)
             fault_kind = "status"
         else:
@@ -175,6 +177,18 @@ class Sandbox:
                 self._dirty.set()
         self._record(request, response.status_code, started, fault_kind, write)
         return response(environ, start_response)
+
+    @staticmethod
+    def _echoed_settings(request: Request, status: int) -> EsError:
+        """ES's ServiceUtils.throwIfNotEmptyMap: the settings, values included, as a Java map."""
+        try:
+            body = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            body = {}
+        settings = body.get("service_settings") or {} if isinstance(body, dict) else {}
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+        return EsError(f"Configuration contains settings [{{{shown}}}] unknown to the [{body.get('service')}] service",
+                       status=status, type="status_exception")
 
     def _record(self, request: Request, status: int, started: float, fault: str | None, write: bool) -> None:
         self.log.add(method=request.method, path=request.path, query=request.query_string.decode(),

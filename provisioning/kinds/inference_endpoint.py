@@ -284,8 +284,14 @@ class InferenceEndpointKind:
                       f"deleted)")
 
     def preflight(self, ctx: Any, change: Change) -> list[str]:
+        """A create or replace needs its write-only secrets at apply; a plan (options.require_secrets false)
+        plans them as unknown instead: the marker carries no hash, and apply requires the variable."""
         if change.action in ("create", "replace") and change.resource is not None:
-            return [f"{change.key}: environment variable {ref['env']} is not set (secret {key})"
-                    for key, ref in (change.resource.spec.get("secrets") or {}).items()
-                    if not getattr(ctx, "environ", os.environ).get(ref["env"])]
+            missing = [(key, ref["env"]) for key, ref in (change.resource.spec.get("secrets") or {}).items()
+                       if not getattr(ctx, "environ", os.environ).get(ref["env"])]
+            if missing and not getattr(getattr(ctx, "options", None), "require_secrets", True):
+                unknown = ", ".join(f"{key} from {env}" for key, env in missing)
+                change.reason = f"{change.reason}; secret unknown ({unknown}): will be set at apply"
+                return []
+            return [f"{change.key}: environment variable {env} is not set (secret {key})" for key, env in missing]
         return []
