@@ -12,7 +12,6 @@ import pytest
 from elasticsearch import ApiError
 
 from provisioning import NotConverged, ProvisioningError
-from provisioning.model_import import deployment as dep
 from testbed.example_stack import ENDPOINT, INDEX, MODEL_ID, connect, movie_ids, stored_ids
 
 
@@ -45,7 +44,7 @@ def test_the_last_definition_part_goes_after_every_other_is_acknowledged(stack, 
 
 def test_a_deployment_that_allocates_in_part_is_reported_while_waiting_and_handled_per_wait_for(
         stack, ksb, client, monkeypatch):
-    monkeypatch.setattr(dep, "PROGRESS_EVERY", 0.3)
+    monkeypatch.setenv("ES_STACK_PROGRESS_INTERVAL", "0.3")  # the reporter's interval between progress lines
     pace(ksb, max_allocations=1, allocation_seconds=0.5)  # the "cluster" holds one allocation, slowly
     stack.extra_vars = {"RERANK_NUM_ALLOCATIONS": "2"}
     with pytest.raises(ProvisioningError) as waited:
