@@ -2,7 +2,7 @@
 
 The client already knows every API's method, path and parameters (it is generated from the same REST API
 spec the Java runner reads), so `do: indices.create` becomes `client.indices.create(**params)`, as in
-elasticsearch-py's own YamlRunner. Differences from that runner (es-api-semantics.md §6.3), on purpose:
+elasticsearch-py's own YamlRunner. Differences from that runner (its test_rest_api_spec.py), on purpose:
 * `catch: bad_request` (and every named catch) checks the status; `catch: /regex/` really searches the error;
 * `ignore: 404` becomes `client.options(ignore_status=404)` instead of skipping the test;
 * a parameter the client does not know is still sent as a query parameter, never dropped, if the REST API

@@ -70,7 +70,7 @@ class Server:
         synthetic = re.fullmatch(r"gte_v(\d+\.\d+\.\d+)", name)
         if synthetic:
             # ES: synthetic `gte_vX.Y.Z` features are present on every version >= X.Y.Z
-            # (es-api-semantics.md §6.3: treated as present when <= the server's version)
+            # (ES ESRestTestFeatureService.clusterHasFeature: treated as present when <= the server's version)
             return parse_version(synthetic.group(1)) <= self.version
         return name in self.features
 

@@ -1,7 +1,7 @@
 """The YAML test language's data side: the stash, path lookup and the assertions.
 
 Semantics follow Elasticsearch's Java runner (the reference), not elasticsearch-py's YamlRunner, whose bugs are
-listed in es-api-semantics.md §6.3 (missing path must give null, `contains` is subset matching, ...).
+not copied (per ES's runner README.asciidoc: missing path must give null, `contains` is subset matching, ...).
 ES: rest-api-spec/src/yamlRestTest/resources/rest-api-spec/test/README.asciidoc and
 test/yaml-rest-runner (ObjectPath, Stash, MatchAssertion, ContainsAssertion, IsTrue/IsFalseAssertion).
 """

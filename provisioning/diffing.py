@@ -1,9 +1,9 @@
 """Shared normalisation and diff helpers, so an unchanged manifest plans no change (no perpetual diffs).
 
-Rules (lessons-from-peers.md §2b, §6.1): compare only what the user declared; normalise the way Elasticsearch
-reports values (settings flat, `index.`-prefixed, stringified; mappings without the implicit `type: object`);
-never compare secrets, only their hashes; remove a key the user dropped only if WE set it (last-applied,
-kubectl-style).
+Rules (as terraform-provider-elasticstack's mappings_value.go and index_settings_value.go do): compare only what the
+user declared; normalise the way Elasticsearch reports values (settings flat, `index.`-prefixed, stringified; mappings
+without the implicit `type: object`); never compare secrets, only their hashes; remove a key the user dropped only if WE
+set it (last-applied, kubectl-style).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def flat_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
     """Settings in ES's flat form: `index.`-prefixed dotted keys with string values (flat, nested and bare
-    keys all normalise to the same thing, es-api-semantics.md §1.1/§1.6)."""
+    keys all normalise to the same thing, ES Settings.Builder.normalizePrefix)."""
     out: dict[str, Any] = {}
     for key, value in flatten(settings or {}).items():
         out[key if key.startswith("index.") else f"index.{key}"] = stringify(value)

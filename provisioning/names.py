@@ -28,7 +28,7 @@ class NameRule:
 
 # ES: MetadataCreateIndexService.validateIndexOrAliasName (Strings.INVALID_FILENAME_CHARS = \ / * ? " < > | , space;
 # then '#', ':'), validateIndexName (lowercase; no leading '_', '-', '+'; not '.' or '..'; at most 255 bytes).
-# Aliases go through the same validateIndexOrAliasName (AliasValidator). es-api-semantics.md §0.9.
+# Aliases go through the same validateIndexOrAliasName (AliasValidator.validateAliasStandalone).
 INDEX_NAME = NameRule(
     what="index name",
     source="Elasticsearch MetadataCreateIndexService.validateIndexOrAliasName",

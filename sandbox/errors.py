@@ -1,6 +1,6 @@
 """Elasticsearch's error envelope: one exception class per error type, each producing ES's body.
 
-Shape (es-api-semantics.md §0.4):
+Shape (ES RestResponse.build, ElasticsearchException.generateFailureXContent):
 {"error": {"root_cause": [{"type", "reason", ...extra}], "type", "reason", ...extra, "caused_by"?}, "status": N}
 """
 

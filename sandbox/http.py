@@ -12,7 +12,7 @@ from werkzeug.wrappers import Request
 
 from sandbox.errors import EsError, IllegalArgument, ParseError
 
-# The 9.x client sends this; plain JSON is accepted too (es-api-semantics.md §0.2).
+# The 9.x client sends this; plain JSON is accepted too (ES docs: REST API compatibility; ES XContentType.VND_JSON).
 ES_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
 _TRUE = {"true", "", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}

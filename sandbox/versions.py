@@ -48,7 +48,7 @@ DIFFERENCES: dict[str, tuple[str, str, str, str, bool]] = {
         "numbers are not confirmed", False),
     "get_index_features": (
         "`GET /<index>?features=aliases,settings`", "`mappings: {}` is still returned", "`mappings` is absent",
-        "es-api-semantics.md 1.2 [T: both versions seen] (indices.get/10_basic.yml, 8.x and 9.x copies)", True),
+        "YAML test indices.get/10_basic.yml, its 8.x and 9.x copies", True),
     "rerank_long_documents": (
         "`long_document_strategy`/`max_chunks_per_doc` in an elasticsearch rerank endpoint's service_settings",
         "400: \"Configuration contains settings [...] unknown to the [elasticsearch] service\"",
@@ -73,7 +73,7 @@ DIFFERENCES: dict[str, tuple[str, str, str, str, bool]] = {
         "an alias given at index creation with `is_write_index: \"true\"` (a string)",
         "accepted as true", "400 \"Unsupported String type value [true] for field [is_write_index] in alias [...]\" "
         "(feature index.throw_exception_on_index_creation_if_unsupported_value_type_in_alias, not advertised by "
-        "8.x)", "es-api-semantics.md 1.1 [T]: the 9.x indices.create/10_basic.yml and its 8.19-branch copy "
+        "8.x)", "YAML test indices.create/10_basic.yml, its 9.x copy and its 8.19-branch copy "
         "(is_true); other fields' string leniency in 8.x is not modelled", True),
     "eland": (
         "eland 9.x against the cluster", "the CLI eland_import_hub_model refuses 8.x; the Python API "

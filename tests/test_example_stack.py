@@ -25,7 +25,7 @@ MODEL_ID = "cross-encoder__ms-marco-minilm-l-6-v2"
 ENDPOINT = "my-msmarco-minilm-model"
 CANNIBAL_FILM = "The Silence of the Lambs"
 TUTORIAL_QUERY = "flesh-eating bad guy"
-# ES: text_similarity_reranker `rank_window_size` defaults to 10 (es-api-semantics.md §4), as does search `size`:
+# ES: text_similarity_reranker `rank_window_size` defaults to 10 (ES reranker retriever docs), as does search `size`:
 # every "crime" film must fit in it, or the cannibal film could fall outside the hits the reranker sees.
 RANK_WINDOW = 10
 

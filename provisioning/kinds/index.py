@@ -276,7 +276,7 @@ class IndexKind:
         physical = live["physical"]
         requests = []
         settings = {d.path.removeprefix("settings."): d.after for d in diffs if d.path.startswith("settings.")}
-        if settings:  # null resets a key we set before to its default (es-api-semantics.md §1.7)
+        if settings:  # null resets a key we set before to its default (ES YAML test indices.put_settings/11_reset.yml)
             requests.append(Request("PUT", f"/{segment(physical)}/_settings", body=settings))
         live_hash = (live["mappings"].get("_meta") or {}).get("spec_hash")
         if any(d.path.startswith("mappings.") for d in diffs) or live_hash != spec_hash(resource.spec):
@@ -336,7 +336,7 @@ class IndexKind:
                           f"be renamed without copying it; remove moved_from (the index is then replaced) or apply a "
                           f"change that migrates it to an alias first")
         physical = live["physical"]
-        # one _aliases request: the new name appears as the old one disappears (es-api-semantics.md, aliases)
+        # one _aliases request: the new name appears as the old one disappears (ES docs "Aliases": atomic actions)
         actions = [{"add": {"index": physical, "alias": resource.name}},
                    {"remove": {"index": physical, "alias": old_name}}]
         return Change(self.name, resource.name, "move", resource=resource, live=live, record={"physical": physical},

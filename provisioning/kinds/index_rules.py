@@ -1,9 +1,9 @@
 """Facts about which index changes Elasticsearch applies in place, and the pure diff of an index spec.
 
 Static vs dynamic settings follow terraform-provider-elasticstack `internal/elasticsearch/index/settings_keys.go`
-(DynamicSettingsKeys) and the ES index-modules docs (lessons-from-peers.md §2a, §5a). Anything not known to be
+(DynamicSettingsKeys) and the ES index-modules and update-index-settings API docs. Anything not known to be
 dynamic is treated as static: a replacement (reindex + alias swap) is slower but never loses data, whereas an
-in-place PUT _settings of a static key is rejected by ES for open indices (es-api-semantics.md §1.7).
+in-place PUT _settings of a static key is rejected by ES for open indices (ES MetadataUpdateSettingsService).
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def normalise_index_mapping(mapping: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def normalise_alias(props: dict[str, Any] | None) -> dict[str, Any]:
-    """`routing: x` is stored as index_routing + search_routing (es-api-semantics.md §1.1 aliases)."""
+    """`routing: x` is stored as index_routing + search_routing (ES Alias#routing sets both)."""
     props = dict(props or {})
     if "routing" in props:
         routing = props.pop("routing")

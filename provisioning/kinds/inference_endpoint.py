@@ -27,7 +27,7 @@ from provisioning.operations import secret_ref, segment
 KIND = "inference_endpoint"
 IN_CLUSTER = ("elasticsearch", "elser")  # services that run a trained model deployment in the cluster
 # What `_update` accepts in service_settings of an in-cluster endpoint (ElasticsearchInternalServiceSettings
-# .updateServiceSettings, lessons-from-peers.md §5d); everything else there is immutable.
+# .updateServiceSettings; ES docs: update inference API); everything else there is immutable.
 UPDATABLE_SERVICE_SETTINGS = ("num_allocations", "adaptive_allocations")
 # Server defaults ES fills in, so a manifest that omits them (or states them) plans no change.
 TASK_SETTINGS_DEFAULTS = {("elasticsearch", "rerank"): {"return_documents": True}}

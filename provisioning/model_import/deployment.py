@@ -1,7 +1,7 @@
 """Trained model deployments: desired settings vs `_stats`, start/update/stop, readiness wait and probe, and the
 ML capacity check made before anything is uploaded. Light (no torch): used by plan and by both model kinds.
 
-ES facts (lessons-from-peers.md §5c, es-api-semantics.md §2.5-§2.7):
+ES facts (ES TransportStartTrainedModelDeploymentAction, spec specification/ml/*, ml/3rd_party_deployment.yml):
 - `_update` changes only number_of_allocations or adaptive_allocations; threads, priority, queue capacity and the
   deployment id need stop + start (TF-ES models them as RequiresReplace).
 - a `_start` timeout does not cancel the start (elasticsearch#109407): never retry `_start`, poll `_stats`.

@@ -17,7 +17,7 @@ from provisioning.model_import import deployment as dep
 from provisioning.model_import.cache import Artifact, ArtifactCache, ModelSource, comparable, library_versions
 from provisioning.model_import.upload import Journal, UploadReport, definition_status, put_vocabulary, upload
 
-MANAGED_BY = "es-stack"  # metadata.managed_by on every model this tool uploads (manifest-format.md "Ownership")
+MANAGED_BY = "es-stack"  # metadata.managed_by on every model this tool uploads (the ownership marker)
 RECORD_KEY = "es_stack"  # metadata.es_stack: source, revision, task type, cache key, artifact sha256
 
 

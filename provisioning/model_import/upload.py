@@ -3,7 +3,7 @@
 The wire format is eland's (eland/ml/pytorch/_pytorch_model.py `put_model`): 1 MiB chunks of the TorchScript file,
 base64-encoded, each with `total_definition_length` and `total_parts`. ES stores each part as its own document, so
 parts may arrive in any order; `fully_defined` (GET ...?include=definition_status) turns true once all are stored
-(es-api-semantics.md §2.3).
+(ES TransportStartTrainedModelDeploymentAction.checkFullModelDefinitionIsPresent).
 
 Resuming: ES refuses to overwrite a stored part (400 resource_already_exists_exception "Trained machine learning
 model chunked doc [id][n] already exists": TrainedModelProvider.storeTrainedModelDefinitionDoc, allowOverwriting
@@ -119,7 +119,7 @@ class Journal:
 
 def definition_status(client: Any, model_id: str) -> dict[str, Any] | None:
     """The model's config with `fully_defined`, or None when the model does not exist (one model per request: ES
-    refuses definition_status for several models at once, es-api-semantics.md §2.4)."""
+    refuses definition_status for several models at once, ES TransportGetTrainedModelsAction)."""
     response = client.options(ignore_status=404).ml.get_trained_models(model_id=model_id,
                                                                        include="definition_status")
     if response.meta.status == 404:

@@ -1,4 +1,4 @@
-"""Document APIs: _bulk, single-document CRUD, _update, _mget, _refresh, _reindex (es-api-semantics.md §1.11)."""
+"""Document APIs: _bulk, single-document CRUD, _update, _mget, _refresh, _reindex (ES Document APIs docs)."""
 
 from __future__ import annotations
 

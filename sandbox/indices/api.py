@@ -2,7 +2,7 @@
 
 Aliases, templates and pipelines live in api_aliases.py and api_templates.py, blocks in api_blocks.py; ROUTES gathers
 all of them.
-es-api-semantics.md §1.1-1.7.
+ES YAML REST tests indices.{create,get,delete,get_mapping,put_mapping,get_settings,put_settings}.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Alias routes: POST /_aliases, PUT/DELETE /{index}/_alias/{name}, GET/HEAD _alias variants. es-api-semantics §1.8."""
+"""Alias routes: POST /_aliases, PUT/DELETE /{index}/_alias/{name}, GET/HEAD _alias variants. ES docs: Aliases."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Dynamic mapping of new document fields (ES DocumentParser / DynamicFieldsBuilder / DynamicTemplate).
 
-Default rules (es-api-semantics.md §1.4): strings -> text with a keyword multi-field (ignore_above 256), date-like
+Default rules (ES docs: Dynamic field mapping): strings -> text with a keyword multi-field (ignore_above 256), date-like
 strings -> date, integers -> long, floats -> float, booleans -> boolean, objects -> properties; `dynamic`
 false/strict/runtime and `dynamic_templates` are honoured.
 """

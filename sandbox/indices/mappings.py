@@ -1,7 +1,8 @@
 """Mappings: validation and normalisation, put-mapping merge rules (dynamic mapping lives in dynamic.py).
 
 ES references: MappingParser / ObjectMapper.TypeParser (parsing, dotted names), FieldMapper.merge and
-Parameter.merge (conflicts), DocumentParser / DynamicFieldsBuilder (dynamic mapping). es-api-semantics.md §1.4-1.5.
+Parameter.merge (conflicts), DocumentParser / DynamicFieldsBuilder (dynamic mapping). ES YAML REST tests
+indices.get_mapping, indices.put_mapping.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Ingest pipeline definitions (stored only; the sandbox does not run processors). es-api-semantics.md §1.10."""
+"""Ingest pipeline definitions (stored only; the sandbox does not run processors). ES YAML test ingest/10_basic.yml."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ Sources:
 - Names: ES server/src/main/java/org/elasticsearch/common/settings/IndexScopedSettings.java (BUILT_IN_INDEX_SETTINGS).
 - Dynamic vs static: the `Property.Dynamic` / `Property.Final` flags of those settings (IndexMetadata, IndexSettings,
   MergePolicyConfig, SearchSlowLog, ...); cross-checked with the dynamic list of the Elastic Terraform provider
-  (internal/elasticsearch/index/settings_keys.go, see shared/lessons-from-peers.md §2a) and the ES docs page
+  (internal/elasticsearch/index/settings_keys.go, DynamicSettingsKeys) and the ES docs page
   "Index modules" (static vs dynamic index settings).
 - Defaults: the default values of those Setting objects as GET /{index}/_settings?include_defaults=true shows them.
 Values are strings because that is how ES stores and returns every setting.

@@ -52,7 +52,7 @@ from sandbox.indices.names import (
 from sandbox.indices.templates import find_template
 
 # IndexVersion id reported as index.version.created: ES IndexVersions.UPGRADE_TO_LUCENE_10_1_0 = def(9_009_0_00), a
-# 9.x id (es-api-semantics.md §1.6). Not derived from the configured version: clients only read it as an opaque id.
+# 9.x id. Not derived from the configured version: clients only read it as an opaque id.
 INDEX_VERSION_CREATED = "9009000"
 TIER_PREFERENCE = "index.routing.allocation.include._tier_preference"
 

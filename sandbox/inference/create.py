@@ -2,7 +2,7 @@
 
 For the `elasticsearch` service, PUT starts an ML deployment named after the endpoint (or attaches to an existing
 one through `deployment_id`), runs a validation inference, stores the endpoint and only then answers; if the
-validation fails the deployment it started is stopped again (es-api-semantics.md §3.1).
+validation fails the deployment it started is stopped again (ES ElasticsearchInternalServiceModelValidator).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@
   test-service-plugin), present only so ES's YAML tests run here; a real cluster has them only in ES's test builds.
 - every other known service (openai, cohere, ...): stored with its secrets; calling it fails, as the sandbox has
   no network to reach the provider.
-Evidence: es-api-semantics.md §3.1, §3.6; ES ElasticsearchInternalServiceSettings, TestRerankingServiceExtension.
+Evidence: ES TransportPutInferenceModelAction, ElasticsearchInternalServiceSettings, TestRerankingServiceExtension.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Trained model configurations: ES's strict parser, the defaults ES fills in, and tree-model bookkeeping.
 
 Pure functions over JSON values; no state. The store keeps what `build_config` returns and answers GET with it.
-Evidence: es-api-semantics.md §2.2, ES TrainedModelConfig / Tokenization / TextSimilarityConfig / FillMaskConfig,
-and the YAML tests ml/inference_crud.yml and ml/3rd_party_deployment.yml.
+Evidence: ES PutTrainedModelAction (STRICT_PARSER), TrainedModelConfig / Tokenization / TextSimilarityConfig /
+FillMaskConfig, and the YAML tests ml/inference_crud.yml and ml/3rd_party_deployment.yml.
 """
 
 from __future__ import annotations

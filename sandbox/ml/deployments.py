@@ -1,6 +1,6 @@
 """Model deployments: start (really loads the TorchScript), stop, update, infer, stats.
 
-Evidence: es-api-semantics.md §2.5-§2.8; ES TransportStartTrainedModelDeploymentAction (check order, error texts),
+Evidence: ES TransportDeleteTrainedModelAction, TransportStartTrainedModelDeploymentAction (check order, error texts),
 TextSimilarityProcessor, ml/3rd_party_deployment.yml (cache counters, multiple deployments, low priority).
 One simulated ML node: allocations are granted at once, so a started deployment is always fully allocated.
 """

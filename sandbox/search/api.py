@@ -1,4 +1,4 @@
-"""Search APIs: _search, _msearch, _count (es-api-semantics.md §1.12, §4)."""
+"""Search APIs: _search, _msearch, _count (ES docs: Search API, text_similarity_reranker retriever)."""
 
 from __future__ import annotations
 

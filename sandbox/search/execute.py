@@ -1,4 +1,4 @@
-"""Running a search over resolved indices: matching and scoring (tantivy), sort, paging, hits (es-api-semantics §1.12).
+"""Running a search over resolved indices: matching and scoring (tantivy), sort, paging, hits (ES Search API docs).
 
 Each ES index is searched on its own tantivy index (ES: per-shard statistics, 1 shard by default), and hits are
 merged by score, ties broken by index order then document order (ES: shard index, then Lucene doc id).

@@ -1,4 +1,4 @@
-"""Retrievers: `standard` and `text_similarity_reranker` (es-api-semantics.md §4).
+"""Retrievers: `standard` and `text_similarity_reranker` (ES docs: text_similarity_reranker retriever).
 
 A retriever produces the full ranked candidate list; the search request then applies total/from/size.
 The rerank call goes through the inference area: `sb.cluster.inference.rerank(inference_id, query, texts)`
@@ -15,7 +15,7 @@ from sandbox.search.execute import Hit, apply_sort, f32, parse_sort, search_hits
 from sandbox.search.fields import values_at
 from sandbox.versions import version_at_least
 
-DEFAULT_RERANK_ID = ".rerank-v1-elasticsearch"  # 9.x default inference_id (es-api-semantics.md §4)
+DEFAULT_RERANK_ID = ".rerank-v1-elasticsearch"  # 9.x default inference_id (ES docs: text_similarity_reranker retriever)
 DEFAULT_RANK_WINDOW = 10
 _STANDARD_KEYS = {"query", "filter", "min_score", "sort", "_name", "terminate_after", "search_after", "collapse",
                   "rescore"}
@@ -89,7 +89,7 @@ def run(sb: Any, indices: list[Any], spec: Any, extra_filters: list[Any] | None 
 
 
 def normalise(score: float) -> float:
-    """9.x: rerank scores are made non-negative, max(s, 0) + min(exp(s), 1) (es-api-semantics.md §4)."""
+    """9.x: rerank scores are made non-negative, max(s, 0) + min(exp(s), 1) (ES reranker retriever docs)."""
     return max(score, 0.0) + min(math.exp(score), 1.0) if score < 700 else score + 1.0
 
 
@@ -122,8 +122,8 @@ def rerank(sb: Any, indices: list[Any], body: dict[str, Any], extra_filters: lis
         raise EsError(f"Reranker input document count and returned score count mismatch: [{len(top)}] vs "
                       f"[{len(raw)}]", status=500, type="illegal_state_exception")
     # ES TextSimilarityRankFeaturePhaseRankCoordinatorContext#preprocess: min_score is compared with the RAW
-    # rerank score, then the kept scores are normalised and sorted (es-api-semantics.md §4 says "normalised"; the
-    # ES source says raw, and the YAML tests cannot tell the two apart).
+    # rerank score, then the kept scores are normalised and sorted (the ES text_similarity_reranker docs imply
+    # "normalised"; the ES source says raw, and the YAML tests cannot tell the two apart).
     min_score = body.get("min_score")
     kept = []
     for hit, score in zip(top, raw, strict=True):
