@@ -13,9 +13,9 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, NamedTuple, TypedDict
 
-from provisioning.diffing import canonical_json, spec_hash
+from provisioning.diffing import canonical_json
 from provisioning.errors import ManifestError, Problem
 from provisioning.kinds.base import NO_SLOT
 from provisioning.kinds.documents_data import (
@@ -24,6 +24,7 @@ from provisioning.kinds.documents_data import (
     data_format,
     field_value,
     is_url,
+    iter_source,
     read_source,
     resolve_source,
 )
@@ -37,28 +38,79 @@ SHOWN_IDS = 10
 BULK_SENDS = ("PUT /_bulk", "POST /_bulk")
 
 
+class Desired(NamedTuple):
+    """What a data file declares: {id: content hash} (None above MAX_TRACKED documents), the hash of the whole
+    content (as spec_hash of the list of documents), and how many documents."""
+
+    hashes: dict[str, str] | None
+    content_hash: str
+    count: int
+
+
+def scan_source(source: str | Path, fmt: str, id_field: str) -> tuple[Desired, int, int | None]:
+    """One streamed pass over a data file: (Desired, entries without an id, position of the first). Memory: the
+    per-id hashes up to MAX_TRACKED documents, then nothing per document."""
+    whole = hashlib.sha256(b"[")
+    hashes: dict[str, str] | None = {}
+    count, bad, first_bad = 0, 0, None
+    for position, (_, doc) in enumerate(iter_source(source, fmt)):
+        value = field_value(doc, id_field) if isinstance(doc, dict) else None
+        if value in (None, ""):
+            bad, first_bad = bad + 1, position if first_bad is None else first_bad
+            continue
+        text = canonical_json(doc).encode()
+        whole.update(b"," + text if count else text)  # = canonical_json(list of documents), streamed
+        count += 1
+        if hashes is not None:
+            hashes[str(value)] = hashlib.sha256(text).hexdigest()[:12]  # = doc_hash(doc)
+            if len(hashes) > MAX_TRACKED:
+                hashes = None  # a constant-size record from here on: the content hash and the count
+    whole.update(b"]")
+    if hashes is not None:
+        count = len(hashes)  # the last document of an id wins, as a bulk does
+    return Desired(hashes, "sha256:" + whole.hexdigest()[:32], count), bad, first_bad
+
+
 @lru_cache(maxsize=64)
-def _cached(source: str, fmt: str, stamp: tuple[int, int] | None) -> list[Any]:
-    return read_source(source, fmt)
+def _scanned(source: str, fmt: str, id_field: str, stamp: tuple[int, int] | None) -> tuple[Desired, int, int | None]:
+    return scan_source(source, fmt, id_field)
 
 
-def load_documents(resource: Resource) -> list[dict[str, Any]]:
-    """The documents of a resource, from its file (relative to the manifest; parsed by documents_data, the same
-    reader load-time validation uses) or its http(s) URL (fetched at plan/apply time only)."""
+def source_stamp(source: str) -> tuple[int, int] | None:
+    """(mtime, size) of a local data file, so a file changed on disk is read again; None for a URL."""
+    if is_url(source):
+        return None
+    stat = Path(source).stat()
+    return stat.st_mtime_ns, stat.st_size
+
+
+def scanned(source: str, fmt: str, id_field: str) -> tuple[Desired, int, int | None]:
+    """scan_source, remembered per file version in this process (plan and apply of one run read a file once)."""
+    return _scanned(source, fmt, id_field, source_stamp(source))
+
+
+def desired_state(resource: Resource) -> Desired:
+    """The data file of a resource (relative to the manifest; parsed by documents_data, the same reader load-time
+    validation uses) or its http(s) URL (fetched at plan/apply time only), streamed."""
     source = str(resolve_source(resource))
+    id_field = resource.spec["id_field"]
     try:
-        stat = None if is_url(source) else Path(source).stat()
-        docs = _cached(source, data_format(resource), (stat.st_mtime_ns, stat.st_size) if stat else None)
+        desired, bad, first_bad = scanned(source, data_format(resource), id_field)
     except (OSError, ValueError, DataFileError) as exc:
         raise ManifestError([Problem(resource.source.file, resource.source.line,
                                      f"documents/{resource.name}: cannot read {source}: {exc}")]) from exc
-    id_field = resource.spec["id_field"]
-    bad = [i for i, d in enumerate(docs) if not isinstance(d, dict) or field_value(d, id_field) in (None, "")]
     if bad:
         raise ManifestError([Problem(resource.source.file, resource.source.line,
-                                     f"documents/{resource.name}: {len(bad)} entries in {source} are not objects "
-                                     f"with `{id_field}` (first at position {bad[0]})", "every document needs an id")])
-    return docs
+                                     f"documents/{resource.name}: {bad} entries in {source} are not objects "
+                                     f"with `{id_field}` (first at position {first_bad})",
+                                     "every document needs an id")])
+    return desired
+
+
+def load_documents(resource: Resource) -> list[dict[str, Any]]:
+    """Every document of a resource, in a list (small data only; planning and loading stream)."""
+    desired_state(resource)  # the same checks
+    return read_source(str(resolve_source(resource)), data_format(resource))
 
 
 def doc_id(resource: Resource, doc: dict[str, Any]) -> str:
@@ -67,13 +119,6 @@ def doc_id(resource: Resource, doc: dict[str, Any]) -> str:
 
 def doc_hash(doc: Any) -> str:
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()[:12]
-
-
-def desired_state(resource: Resource) -> tuple[dict[str, str], str]:
-    """{id: content hash} of the data file (the last document of an id wins, as a bulk does), and its hash."""
-    docs = load_documents(resource)
-    hashes = {doc_id(resource, d): doc_hash(d) for d in docs}
-    return hashes, spec_hash(docs)
 
 
 def _listed(ids: list[str]) -> str:
@@ -109,8 +154,11 @@ class DocumentsKind:
         loaded = [r for r in resources if r.name in owned]
         searches: list[dict[str, Any]] = []
         for resource in loaded:
-            ids = sorted(desired_state(resource)[0])
-            query = {"ids": {"values": ids}} if len(ids) <= MAX_IDS_QUERY else {"match_all": {}}
+            hashes = desired_state(resource).hashes
+            # up to MAX_TRACKED documents: which declared ids exist; above, how many documents the index holds
+            # (a count, whatever the number of documents: no document and no id is transferred)
+            query = {"ids": {"values": sorted(hashes)}} if hashes is not None and len(hashes) <= MAX_IDS_QUERY \
+                else {"match_all": {}}
             searches += [{"index": resource.spec["index"], "ignore_unavailable": True},
                          {"size": 0, "track_total_hits": True, "query": query}]
         if searches:
@@ -133,14 +181,19 @@ class DocumentsKind:
 
     # ---- diff (pure): the operations ------------------------------------------------------------------------------
     def diff(self, resource: Resource, live: DocumentsLive | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
-        hashes, content_hash = desired_state(resource)
+        desired = desired_state(resource)
+        # above MAX_TRACKED documents the record is constant-size (content hash and count, no ids): a changed file
+        # reloads every document (idempotent by id) and cannot name the ids it added, changed or removed
+        tracked, count, content_hash = desired.hashes is not None, desired.count, desired.content_hash
+        hashes = desired.hashes or {}
         target = resource.spec["index"]
         change = Change(self.name, resource.name, "noop", resource=resource, live=live,
-                        record={"content_hash": content_hash, "count": len(hashes), "index": target,
-                                "docs": hashes if len(hashes) <= MAX_TRACKED else None})
+                        record={"content_hash": content_hash, "count": count, "index": target,
+                                "docs": desired.hashes})
         if live is None or entry is None:
-            change.action, change.reason = "create", f"bulk load {len(hashes)} documents into {target}"
-            change.diffs = [FieldDiff("documents.added", None, f"{len(hashes)}: {_listed(sorted(hashes))}")]
+            change.action, change.reason = "create", f"bulk load {count} documents into {target}"
+            change.diffs = [FieldDiff("documents.added", None,
+                                      f"{count}: {_listed(sorted(hashes))}" if tracked else f"{count}")]
             change.operations = self._load_ops(resource, None, content_hash)
             return change
         previous_index = (entry.get("applied") or {}).get("index") or entry.get("index")
@@ -152,25 +205,27 @@ class DocumentsKind:
                 self._load_ops(resource, None, content_hash)
             change.hazards.append(Hazard("data_loss", f"removes {len(recorded)} documents from {previous_index}"))
             return change
-        if entry.get("content_hash") == content_hash and live.get("present", 0) >= len(hashes):
+        if entry.get("content_hash") == content_hash and live.get("present", 0) >= count:
             return change
         added = sorted(set(hashes) - set(recorded))
         removed = sorted(set(recorded) - set(hashes))
         changed = sorted(i for i in set(hashes) & set(recorded) if hashes[i] != recorded[i])
-        missing = len(hashes) - live.get("present", 0)
+        if not tracked:
+            added, removed, changed = [], [], []
+        missing = count - live.get("present", 0)
         for label, ids in (("added", added), ("changed", changed), ("removed", removed)):
             if ids:
                 change.diffs.append(FieldDiff(f"documents.{label}", None if label != "removed" else f"{len(ids)}: "
                                               f"{_listed(ids)}", f"{len(ids)}: {_listed(ids)}"
                                               if label != "removed" else None))
         if missing > 0:
-            change.diffs.append(FieldDiff("documents.present", f"{len(hashes) - missing} of {len(hashes)}",
-                                          f"{len(hashes)} of {len(hashes)}"))
-        if not recorded and entry.get("content_hash") != content_hash:  # more documents than the record tracks
+            change.diffs.append(FieldDiff("documents.present", f"{count - missing} of {count}",
+                                          f"{count} of {count}"))
+        if (not recorded or not tracked) and entry.get("content_hash") != content_hash:  # beyond the record's ids
             change.diffs.append(FieldDiff("content", entry.get("content_hash"), content_hash))
         change.action = "update"
-        reload = None if missing > 0 or not recorded else added + changed
-        change.reason = (f"bulk load {len(hashes) if reload is None else len(reload)} documents into {target} "
+        reload = None if missing > 0 or not recorded or not tracked else added + changed
+        change.reason = (f"bulk load {count if reload is None else len(reload)} documents into {target} "
                          f"(idempotent by id)" + (f", delete {len(removed)}" if removed else ""))
         change.operations = (self._load_ops(resource, reload, content_hash) if reload != [] else []) + \
             self._delete_ops(target, removed, refresh=False)
