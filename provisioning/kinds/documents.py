@@ -1,11 +1,13 @@
-"""Kind `documents`: seed documents bulk-loaded from a JSON or NDJSON file or URL, idempotent by id.
+"""Kind `documents`: seed documents bulk-loaded from a JSON or NDJSON file or URL (gzip too), idempotent by id.
 
 The ownership record keeps, per loaded document, its id and a short hash of its content (up to MAX_TRACKED
 documents), so the plan lists exactly which ids are added, changed and removed without transferring a document.
-Whether they are still in place is ONE `_msearch` for every resource: per resource a `size: 0` search with an
-`ids` query over its declared ids in its target index; `hits.total` says how many exist (documents deleted by
-someone, or an index recreated empty, show up as missing). Removing documents (from the data file, or the whole
-resource) is data loss: shown, and refused by apply without --allow-data-loss.
+Above MAX_TRACKED the record is constant-size: the hash of the whole content and the count.
+Whether they are still in place is ONE `_msearch` for every resource (shared with the index kind's counts): per
+resource a `size: 0` search with an `ids` query over its declared ids in its target index (above MAX_TRACKED: a
+`match_all` count); `hits.total` says how many exist (documents deleted by someone, or an index recreated empty,
+show up as missing). Data files are streamed, never read whole. Removing documents (from the data file, or the
+whole resource) is data loss: shown, and refused by apply without --allow-data-loss.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from provisioning.kinds.documents_data import (
 )
 from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
 from provisioning.operations import segment
+from provisioning.read_batch import add_search, send_unbatched
 from provisioning.report import hits_total
 
 MAX_IDS_QUERY = 10_000
@@ -152,19 +155,19 @@ class DocumentsKind:
             name: {"index": (entry.get("applied") or {}).get("index") or entry.get("index")}
             for name, entry in owned.items()}
         loaded = [r for r in resources if r.name in owned]
-        searches: list[dict[str, Any]] = []
         for resource in loaded:
             hashes = desired_state(resource).hashes
             # up to MAX_TRACKED documents: which declared ids exist; above, how many documents the index holds
             # (a count, whatever the number of documents: no document and no id is transferred)
             query = {"ids": {"values": sorted(hashes)}} if hashes is not None and len(hashes) <= MAX_IDS_QUERY \
                 else {"match_all": {}}
-            searches += [{"index": resource.spec["index"], "ignore_unavailable": True},
-                         {"size": 0, "track_total_hits": True, "query": query}]
-        if searches:
-            responses = ctx.client.msearch(searches=searches)["responses"]
-            for resource, response in zip(loaded, responses, strict=True):
-                live[resource.name]["present"] = hits_total(response)  # size 0: 0 when the search failed
+
+            def fill(response: dict[str, Any], item: DocumentsLive = live[resource.name]) -> None:
+                item["present"] = hits_total(response)  # size 0: 0 when the search failed
+
+            add_search(ctx, {"index": resource.spec["index"], "ignore_unavailable": True},
+                       {"size": 0, "track_total_hits": True, "query": query}, fill)
+        send_unbatched(ctx)  # within a plan, the plan's one _msearch (read_batch.py) carries them
         return live
 
     def marker(self, live: DocumentsLive) -> str | None:

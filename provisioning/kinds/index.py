@@ -19,6 +19,7 @@ from provisioning.errors import ClusterError, Problem
 from provisioning.kinds.index_rules import alias_diffs, mapping_diffs, normalise_alias, settings_diffs
 from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
 from provisioning.operations import segment
+from provisioning.read_batch import add_search, send_unbatched
 
 MANAGED_BY = "es-stack"
 # characters of index expressions in the one GET: ES rejects request lines over 4kb (http.max_initial_line_length)
@@ -140,7 +141,6 @@ class IndexKind:
                         raise ClusterError(f"alias {name} points at several indices ({found[name]['physical']}, "
                                            f"{physical}); point it at one index", resource=f"index/{name}")
                     found[name] = {"physical": physical, "concrete": name == physical, **data}
-        counts = self._doc_counts(ctx, sorted({f["physical"] for f in found.values()}))
         live: dict[str, IndexLive] = {}
         for name, data in found.items():
             meta = (data.get("mappings") or {}).get("_meta") or {}
@@ -150,7 +150,7 @@ class IndexKind:
                 "physical": data["physical"], "concrete": data["concrete"],
                 "settings": data.get("settings") or {}, "mappings": data.get("mappings") or {},
                 "aliases": {a: p or {} for a, p in (data.get("aliases") or {}).items()},
-                "doc_count": counts.get(data["physical"]),
+                "doc_count": None,  # filled by the count below
                 # the marker on the object, or an older record naming this very physical index
                 "stack": ctx.stack if not data["concrete"] and (ours or bool(
                     entry and entry.get("physical") == data["physical"])) else
@@ -159,18 +159,23 @@ class IndexKind:
                 # replacement killed half-way (after the swap, or before it)
                 "leftovers": sorted(p for p in generations.get(name, []) if p != data["physical"]),
             }
+        self._count_documents(ctx, live)
         return live
 
     @staticmethod
-    def _doc_counts(ctx: Any, physicals: list[str]) -> dict[str, int]:
-        if not physicals:
-            return {}
-        searches: list[dict[str, Any]] = []
-        for physical in physicals:
-            searches += [{"index": physical}, {"size": 0, "track_total_hits": True}]
-        resp = ctx.client.msearch(searches=searches)
-        return {p: r["hits"]["total"]["value"] for p, r in zip(physicals, resp["responses"], strict=True)
-                if "hits" in r}
+    def _count_documents(ctx: Any, live: dict[str, IndexLive]) -> None:
+        """doc_count of each physical index: a size-0 search each, in the plan's one _msearch (read_batch.py);
+        left None when its search failed."""
+        by_physical: dict[str, list[IndexLive]] = {}
+        for item in live.values():
+            by_physical.setdefault(item["physical"], []).append(item)
+        for physical, items in sorted(by_physical.items()):
+            def fill(response: dict[str, Any], items: list[IndexLive] = items) -> None:
+                if "hits" in response:
+                    for item in items:
+                        item["doc_count"] = response["hits"]["total"]["value"]
+            add_search(ctx, {"index": physical}, {"size": 0, "track_total_hits": True}, fill)
+        send_unbatched(ctx)
 
     def marker(self, live: IndexLive) -> str | None:
         return live.get("stack")
