@@ -288,11 +288,13 @@ def plan(c, env=None, var=None, manifests=None, stack=None, sandbox=False, json=
                                            "advises) or started (serving with fewer allocations than the target)",
                                "plan": "apply exactly this saved plan (from `invoke plan --out`); the manifests are "
                                        "not rendered again",
-                               "show_requests": "print the requests and steps each change will run"})
+                               "show_requests": "print the requests and steps each change will run",
+                               "upload_workers": "model definition parts uploaded at once (default "
+                                                 "$ES_STACK_UPLOAD_WORKERS, else 8)"})
 @_engine_task
 def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=False, parallelism=4,
           allow_data_loss=False, json=False, wait_timeout=600, plan=None, show_requests=False,
-          wait_for="fully_allocated"):
+          wait_for="fully_allocated", upload_workers=None):
     """Converge the cluster to the manifests: plan, confirm, apply exactly that plan, verify, run checks."""
     from provisioning import converge
 
@@ -303,7 +305,8 @@ def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, yes=
         if wait_for not in WAIT_FOR:
             raise ConfigError(f"--wait-for must be one of {', '.join(WAIT_FOR)}, not {wait_for!r}")
         options = dict(parallelism=int(parallelism), allow_data_loss=allow_data_loss,
-                       wait_timeout=float(wait_timeout), wait_for=wait_for)
+                       wait_timeout=float(wait_timeout), wait_for=wait_for,
+                       upload_workers=int(upload_workers) if upload_workers else None)
         if plan:
             from provisioning.planfile import apply_file
 
