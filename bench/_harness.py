@@ -3,6 +3,7 @@ process would share the GIL with the code measured), its latency hook and reques
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import statistics
 import subprocess
@@ -69,3 +70,64 @@ def median(values: list[float]) -> float:
 
 def runs(values: list[float], fmt: str = "{:.2f}") -> str:
     return ", ".join(fmt.format(v) for v in values)
+
+
+class CountingProxy:
+    """A TCP proxy in front of the sandbox counting the bytes each way (what a command transfers)."""
+
+    def __init__(self, target_url: str):
+        import threading
+
+        host, port = target_url.rsplit("/", 1)[-1].split(":")
+        self.target = (host, int(port))
+        self.sent = self.received = 0
+        self._lock = threading.Lock()
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(64)
+        self.url = f"http://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.sent = self.received = 0
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, upstream, "sent"), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, "received"), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, dest: socket.socket, counter: str) -> None:
+        try:
+            while data := source.recv(65536):
+                with self._lock:
+                    setattr(self, counter, getattr(self, counter) + len(data))
+                dest.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (source, dest):
+                with contextlib.suppress(OSError):
+                    s.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def run_measured(command: list[str], env: dict | None = None, cwd: Path = ROOT) -> tuple[int, float, float, str]:
+    """(exit code, wall seconds, peak RSS MB of that process, output tail) of one child process (os.wait4)."""
+    import os
+
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    output = process.stdout.read().decode(errors="replace")
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return process.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024, output[-3000:]
