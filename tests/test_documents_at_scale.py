@@ -140,3 +140,25 @@ def test_a_large_set_loads_in_parallel_and_plans_like_a_small_one(es, tmp_path, 
     since = es.perform_request("GET", "/_sandbox/requests")["last_seq"]
     assert not make_plan(few, ctx_for(es)).has_changes
     assert [(r["method"], r["path"]) for r in _requests(es, since)] == [(r["method"], r["path"]) for r in large]
+
+
+def test_validation_plan_and_apply_read_a_data_file_once_between_them(es, tmp_path, monkeypatch):
+    from provisioning import load_manifests
+
+    data = write_ndjson(tmp_path / "docs.ndjson", ({"id": f"d{i}", "title": f"t {i}"} for i in range(50)))
+    (tmp_path / "stack.yaml").write_text(
+        "kind: index\nname: movies\nspec:\n  mappings: {properties: {title: {type: text}}}\n---\n"
+        f"kind: documents\nname: seed\nspec: {{index: movies, source: {data.name}, id_field: id}}\n")
+    reads = []
+    real = documents_data.iter_source
+
+    def counting(source, fmt):
+        reads.append(str(source))
+        return real(source, fmt)
+
+    monkeypatch.setattr(documents_data, "iter_source", counting)
+    monkeypatch.setattr(documents_kind, "iter_source", counting)
+    monkeypatch.setattr("provisioning.bulk.iter_source", counting)
+    converge(load_manifests(tmp_path), ctx_for(es), command="pytest")
+    assert es.count(index="movies")["count"] == 50
+    assert reads == [str(data), str(data)]  # validation (which fingerprints it too), then the load

@@ -13,22 +13,25 @@ whole resource) is data loss: shown, and refused by apply without --allow-data-l
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, NamedTuple, TypedDict
+from typing import Any, TypedDict
 
 from provisioning.diffing import canonical_json
 from provisioning.errors import ManifestError, Problem
 from provisioning.kinds.base import NO_SLOT
 from provisioning.kinds.documents_data import (
+    SCANNED,
     DataFileError,
+    Desired,
+    Scan,
     check_documents,
     data_format,
     field_value,
-    is_url,
     iter_source,
     read_source,
+    remember,
     resolve_source,
+    scan_key,
 )
 from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
 from provisioning.operations import segment
@@ -41,55 +44,21 @@ SHOWN_IDS = 10
 BULK_SENDS = ("PUT /_bulk", "POST /_bulk")
 
 
-class Desired(NamedTuple):
-    """What a data file declares: {id: content hash} (None above MAX_TRACKED documents), the hash of the whole
-    content (as spec_hash of the list of documents), and how many documents."""
-
-    hashes: dict[str, str] | None
-    content_hash: str
-    count: int
-
-
 def scan_source(source: str | Path, fmt: str, id_field: str) -> tuple[Desired, int, int | None]:
-    """One streamed pass over a data file: (Desired, entries without an id, position of the first). Memory: the
-    per-id hashes up to MAX_TRACKED documents, then nothing per document."""
-    whole = hashlib.sha256(b"[")
-    hashes: dict[str, str] | None = {}
-    count, bad, first_bad = 0, 0, None
-    for position, (_, doc) in enumerate(iter_source(source, fmt)):
-        value = field_value(doc, id_field) if isinstance(doc, dict) else None
-        if value in (None, ""):
-            bad, first_bad = bad + 1, position if first_bad is None else first_bad
-            continue
-        text = canonical_json(doc).encode()
-        whole.update(b"," + text if count else text)  # = canonical_json(list of documents), streamed
-        count += 1
-        if hashes is not None:
-            hashes[str(value)] = hashlib.sha256(text).hexdigest()[:12]  # = doc_hash(doc)
-            if len(hashes) > MAX_TRACKED:
-                hashes = None  # a constant-size record from here on: the content hash and the count
-    whole.update(b"]")
-    if hashes is not None:
-        count = len(hashes)  # the last document of an id wins, as a bulk does
-    return Desired(hashes, "sha256:" + whole.hexdigest()[:32], count), bad, first_bad
-
-
-@lru_cache(maxsize=64)
-def _scanned(source: str, fmt: str, id_field: str, stamp: tuple[int, int] | None) -> tuple[Desired, int, int | None]:
-    return scan_source(source, fmt, id_field)
-
-
-def source_stamp(source: str) -> tuple[int, int] | None:
-    """(mtime, size) of a local data file, so a file changed on disk is read again; None for a URL."""
-    if is_url(source):
-        return None
-    stat = Path(source).stat()
-    return stat.st_mtime_ns, stat.st_size
+    """One streamed pass over a data file: (Desired, entries without an id, position of the first)."""
+    scan = Scan(id_field, MAX_TRACKED)
+    for _, doc in iter_source(source, fmt):
+        scan.add(doc)
+    return scan.result()
 
 
 def scanned(source: str, fmt: str, id_field: str) -> tuple[Desired, int, int | None]:
-    """scan_source, remembered per file version in this process (plan and apply of one run read a file once)."""
-    return _scanned(source, fmt, id_field, source_stamp(source))
+    """scan_source, remembered per file version in this process (validation, plan and apply of one run read a
+    file once between them: load-time validation records the scan it made alongside its checks)."""
+    key = scan_key(source, fmt, id_field, MAX_TRACKED)
+    if key not in SCANNED:
+        remember(key, scan_source(source, fmt, id_field))
+    return SCANNED[key]
 
 
 def desired_state(resource: Resource) -> Desired:
@@ -147,7 +116,7 @@ class DocumentsKind:
 
     def validate(self, resource: Resource, resources: dict[str, Resource]) -> list[Problem]:
         # file exists and parses, every document has its id, values fit the declared target index's mapping
-        return check_documents(resource, resources)
+        return check_documents(resource, resources, MAX_TRACKED)
 
     # ---- read: ONE _msearch for every loaded resource -----------------------------------------------------------
     def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, DocumentsLive]:

@@ -7,15 +7,16 @@ http(s) source is only read at apply time.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
-from provisioning.diffing import field_value  # noqa: F401 (re-exported: documents read ids with it)
+from provisioning.diffing import canonical_json, field_value
 from provisioning.errors import Problem
 from provisioning.model import Resource
 from provisioning.rendering import display_path
@@ -214,6 +215,69 @@ def read_documents(path: Path, fmt: str) -> list[tuple[int, Any]]:
     return list(iter_source(path, fmt))
 
 
+class Desired(NamedTuple):
+    """What a data file declares: {id: content hash} (None above the tracked size), the hash of the whole content
+    (spec_hash of the list of documents, computed as it streams), and how many documents."""
+
+    hashes: dict[str, str] | None
+    content_hash: str
+    count: int
+
+
+class Scan:
+    """The fingerprint of a data file, document by document. Memory: the per-id hashes up to `max_tracked`
+    documents, then nothing per document."""
+
+    def __init__(self, id_field: str, max_tracked: int):
+        self.id_field, self.max_tracked = id_field, max_tracked
+        self.whole = hashlib.sha256(b"[")
+        self.hashes: dict[str, str] | None = {}
+        self.count = self.bad = self.position = 0
+        self.first_bad: int | None = None
+
+    def add(self, doc: Any) -> None:
+        value = field_value(doc, self.id_field) if isinstance(doc, dict) else None
+        self.position += 1
+        if value in (None, ""):
+            self.bad += 1
+            self.first_bad = self.position - 1 if self.first_bad is None else self.first_bad
+            return
+        text = canonical_json(doc).encode()
+        self.whole.update(b"," + text if self.count else text)  # = canonical_json(list of documents), streamed
+        self.count += 1
+        if self.hashes is not None:
+            self.hashes[str(value)] = hashlib.sha256(text).hexdigest()[:12]  # = documents.doc_hash(doc)
+            if len(self.hashes) > self.max_tracked:
+                self.hashes = None  # a constant-size record from here on: the content hash and the count
+
+    def result(self) -> tuple[Desired, int, int | None]:
+        whole = self.whole.copy()
+        whole.update(b"]")
+        count = len(self.hashes) if self.hashes is not None else self.count  # the last document of an id wins
+        return Desired(self.hashes, "sha256:" + whole.hexdigest()[:32], count), self.bad, self.first_bad
+
+
+SCANNED: dict[tuple[Any, ...], tuple[Desired, int, int | None]] = {}  # scans of this process, by file version
+MAX_SCANNED = 64
+
+
+def scan_key(source: str | Path, fmt: str, id_field: str, max_tracked: int) -> tuple[Any, ...]:
+    """A scan's key: the file's path, size and modification time (a changed file is read again; a URL is read
+    once per process)."""
+    source = str(source)
+    stamp = None
+    if not is_url(source):
+        stat = Path(source).stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    return source, fmt, id_field, max_tracked, stamp
+
+
+def remember(key: tuple[Any, ...], result: tuple[Desired, int, int | None]) -> None:
+    if len(SCANNED) >= MAX_SCANNED:
+        SCANNED.pop(next(iter(SCANNED)))
+    SCANNED[key] = result
+
+
 def _number(value: Any) -> bool:
     if isinstance(value, bool):
         return False
@@ -316,7 +380,7 @@ def _key_line(path: Path, doc_line: int, error: str) -> int:
     return doc_line
 
 
-def check_documents(resource: Resource, resources: dict[str, Resource]) -> list[Problem]:
+def check_documents(resource: Resource, resources: dict[str, Resource], max_tracked: int = 10_000) -> list[Problem]:
     """Load-time checks of a documents resource's data (skipped for URLs: nothing touches the network here)."""
     spec = resource.spec
     where = resource.line_of("spec.source")
@@ -327,7 +391,14 @@ def check_documents(resource: Resource, resources: dict[str, Resource]) -> list[
     shown = display_path(path)
     problems: list[Problem] = []
     try:
-        _check_stream(resource, resources, path, shown, fmt, problems)
+        key: tuple[Any, ...] | None = scan_key(path, fmt, spec["id_field"], max_tracked)
+    except OSError:
+        key = None  # the stream reports it
+    scan = Scan(spec["id_field"], max_tracked)
+    try:
+        _check_stream(resource, resources, path, shown, fmt, problems, scan)
+        if key is not None:
+            remember(key, scan.result())  # the plan's fingerprint, from this same pass over the file
     except DataFileError as exc:
         file, line = (shown, exc.line) if exc.line else (where.file, where.line)
         message = exc.message if exc.line else f"{exc.message}: {shown}"
@@ -340,7 +411,7 @@ def check_documents(resource: Resource, resources: dict[str, Resource]) -> list[
 
 
 def _check_stream(resource: Resource, resources: dict[str, Resource], path: Path, shown: str, fmt: str,
-                  problems: list[Problem]) -> None:
+                  problems: list[Problem], scan: Scan) -> None:
     """The checks, document by document as the file streams (memory: the ids seen, for duplicates)."""
     spec = resource.spec
     where = resource.line_of("spec.source")
@@ -348,6 +419,7 @@ def _check_stream(resource: Resource, resources: dict[str, Resource], path: Path
     index = resources.get(f"index/{spec['index']}")
     mappings = (index.spec.get("mappings") or {}) if index else {}
     for line, doc in iter_source(path, fmt):
+        scan.add(doc)
         if not isinstance(doc, dict):
             problems.append(Problem(shown, line, "a document must be a JSON object", "remove or fix this entry"))
             continue
