@@ -5,7 +5,14 @@ Run `invoke --list` for the tasks and `invoke --help TASK` for a task's options.
 
 from __future__ import annotations
 
+import sys
+
 from invoke import task
+
+# Invoke stops Python writing bytecode before it loads this file (its --write-pyc flag), so in a checkout (the
+# editable install of the quick start) every command compiled the whole provisioning package again: about 70 ms of
+# each start-up (issue 14). Cached bytecode is what an installed package has; -B and PYTHONDONTWRITEBYTECODE still win.
+sys.dont_write_bytecode = bool(sys.flags.dont_write_bytecode)
 
 
 @task(help={
