@@ -8,6 +8,7 @@ as the lifecycle does to check one change) `add` sends at once, so no caller can
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -35,29 +36,42 @@ class ReadBatch:
             callback(response)
 
 
+_local = threading.local()  # per thread: changes applied in parallel each read on their own
+
+
+def _batches() -> dict[tuple[int, str], ReadBatch]:
+    if not hasattr(_local, "batches"):
+        _local.batches = {}
+    return _local.batches
+
+
 def add_search(ctx: Any, header: dict[str, Any], body: dict[str, Any], callback: Callback) -> None:
-    """Queue a search in the plan's batch; without one, collect it for `send_now`."""
-    batch = getattr(ctx, "read_batch", None)
-    if batch is None:
-        batch = ctx.__dict__.setdefault("_unbatched_reads", ReadBatch(ctx.client))
+    """Queue a search in the plan's batch of this thread; without one, collect it for `send_unbatched`."""
+    batches = _batches()
+    batch = batches.get((id(ctx), "plan")) or batches.setdefault((id(ctx), "single"), ReadBatch(ctx.client))
     batch.add(header, body, callback)
 
 
 def send_unbatched(ctx: Any) -> None:
     """Send what a kind read queued outside a plan's batch (one _msearch), at the end of that read."""
-    batch = ctx.__dict__.pop("_unbatched_reads", None)
+    batch = _batches().pop((id(ctx), "single"), None)
     if batch is not None:
         batch.flush()
 
 
 @contextmanager
 def batched_reads(ctx: Any) -> Iterator[None]:
-    """Searches added while the block runs are sent as ONE _msearch when it ends (not when it raises)."""
-    batch = ReadBatch(ctx.client)
-    previous = getattr(ctx, "read_batch", None)
-    ctx.read_batch = batch
+    """Searches added in this thread while the block runs are sent as ONE _msearch when it ends (not when it
+    raises)."""
+    key = (id(ctx), "plan")
+    batches = _batches()
+    previous = batches.get(key)
+    batch = batches[key] = ReadBatch(ctx.client)
     try:
         yield
     finally:
-        ctx.read_batch = previous
+        if previous is None:
+            batches.pop(key, None)
+        else:
+            batches[key] = previous
     batch.flush()

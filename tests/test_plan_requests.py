@@ -52,3 +52,22 @@ def test_a_no_op_plan_makes_the_same_requests_for_1_or_40_indices_with_long_name
                    for r in log) <= 1
         counts[n] = sorted((r["method"], r["path"].split("/")[-1] if "*" in r["path"] else r["path"]) for r in log)
     assert len(counts[1]) == len(counts[40]), counts
+
+
+def test_reads_of_single_changes_in_parallel_threads_each_get_their_counts(es):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from provisioning.kinds import KINDS
+
+    resources = [index(f"par-{i}", SETTINGS, MAPPINGS) for i in range(6)]
+    converge(resources, ctx_for(es), command="pytest")
+    for i in range(6):
+        es.index(index=f"par-{i}", id="1", document={"title": "t"}, refresh=True)
+    ctx = ctx_for(es)  # one context shared by the threads, as the applier's workers share it
+
+    def read(resource):
+        return KINDS["index"].read(ctx, [resource], {})[resource.name]["doc_count"]
+
+    with ThreadPoolExecutor(6) as pool:
+        for _ in range(5):
+            assert list(pool.map(read, resources)) == [1] * 6
