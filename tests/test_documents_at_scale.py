@@ -162,3 +162,36 @@ def test_validation_plan_and_apply_read_a_data_file_once_between_them(es, tmp_pa
     converge(load_manifests(tmp_path), ctx_for(es), command="pytest")
     assert es.count(index="movies")["count"] == 50
     assert reads == [str(data), str(data)]  # validation (which fingerprints it too), then the load
+
+
+@pytest.mark.parametrize("how", ["content-encoding", "gz-name"])
+def test_an_http_source_streams_gzip(es, tmp_path, how):
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    docs = [{"id": f"u{i}", "title": f"t {i}"} for i in range(40)]
+    body = gzip.compress("".join(json.dumps(d) + "\n" for d in docs).encode())
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server API)
+            self.send_response(200)
+            if how == "content-encoding":
+                self.send_header("Content-Encoding", "gzip")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        resource = documents("seed", "movies", tmp_path / "unused.ndjson")
+        name = "docs.ndjson" if how == "content-encoding" else "docs.ndjson.gz"
+        resource.spec["source"] = f"http://127.0.0.1:{server.server_port}/{name}"
+        resources = [index("movies", SETTINGS, MOVIE_MAPPINGS), resource]
+        converge(resources, ctx_for(es), command="pytest")
+        assert es.count(index="movies")["count"] == 40
+        assert not make_plan(resources, ctx_for(es)).has_changes
+    finally:
+        server.shutdown()
