@@ -303,8 +303,11 @@ def run_folder(folder: Path, client: Elasticsearch, *, sandbox: bool, verbose: b
 
 def make_client(url: str, api_key: str | None) -> Elasticsearch:
     # No retries: a test must see exactly the answer to its one request, as the Java runner does.
+    # node_class: REST compatibility negotiated with the target's major (8.x or 9.x), as the engine does.
+    from provisioning.compat import node_class
+
     return Elasticsearch(url, api_key=api_key, request_timeout=120, max_retries=0, retry_on_timeout=False,
-                         retry_on_status=())
+                         retry_on_status=(), node_class=node_class())
 
 
 def _redact(url: str) -> str:
@@ -353,8 +356,14 @@ def run(folder: str | Path, url: str | None = None, *, verbose: bool = False, na
 
 
 def execute(folder: str | Path | None = None, url: str | None = None, *, verbose: bool = False,
-            name_filter: str | None = None, include_alt: bool = False) -> int:
-    """Run and return the exit code: 0 all passed, 1 some failed, 2 nothing to run."""
+            name_filter: str | None = None, include_alt: bool = False, es_version: str | None = None) -> int:
+    """Run and return the exit code: 0 all passed, 1 some failed, 2 nothing to run. es_version 8.x: the 8.x
+    suite of conformance/es8.yaml against the sandbox running as that version (or --url)."""
+    if es_version and es_version.startswith("8."):
+        from conformance import es8
+
+        summary = es8.run(es_version, url, verbose=verbose, name_filter=name_filter)
+        return 1 if summary.count("failed") else (0 if summary.files else 2)
     try:
         summary = run(folder or DEFAULT_SUITE, url, verbose=verbose, name_filter=name_filter,
                       include_alt=include_alt, api_key=os.environ.get("ES_API_KEY"),

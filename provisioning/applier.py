@@ -85,7 +85,7 @@ def _run_change(ctx: Any, change: Change) -> None:
     location = str(change.resource.source) if change.resource is not None else None
     if ctx.ledger is not None:
         ctx.ledger.check_lock()  # a run whose lock was broken or taken over stops before its next change
-    ctx.reporter.info(f"{change.key}: {change.action} ...")
+    _report(ctx, "change_started", change)
     had_entry = ctx.ledger.entry(change.kind, change.name) is not None
     run = Run(ctx, change, salt=change.record.get("secrets_salt"))
     creating = lifecycle.first_request(change)
@@ -104,7 +104,15 @@ def _run_change(ctx: Any, change: Change) -> None:
                 raise ClusterError(str(exc), status=exc.status, es_type=exc.es_type, resource=change.key,
                                    location=location) from exc
             raise
-    ctx.reporter.info(f"{change.key}: {change.action} done")
+    _report(ctx, "change_finished", change)
+
+
+def _report(ctx: Any, event: str, change: Change) -> None:
+    method = getattr(ctx.reporter, event, None)  # the CLI's Reporter times changes and knows what is in flight
+    if method is not None:
+        method(change.key, change.action)
+    else:
+        ctx.reporter.info(f"{change.key}: {change.action} {'...' if event == 'change_started' else 'done'}")
 
 
 def _run_wave(ctx: Any, wave: list[Change]) -> list[tuple[Change, BaseException]]:
@@ -147,7 +155,13 @@ def verify(plan: StackPlan, ctx: Any, touched: list[Change]) -> None:
         return
     again = make_plan(plan.resources, ctx, destroy=plan.destroy)
     keys = {c.key for c in touched}
-    still = [c for c in again.changes if c.key in keys and c.action != "noop"]
+    # an adoption or a move only records (and renames): differences from the manifest it showed are planned next
+    recorded_only = {c.key for c in touched if c.action in ("adopt", "move")}
+    left = [c for c in again.changes if c.key in recorded_only and c.action in ("update", "replace")]
+    for change in left:
+        ctx.reporter.warn(f"{change.key} is now owned by stack {ctx.stack!r}; its differences from the manifest "
+                          f"({', '.join(d.path for d in change.diffs)}) are planned by the next plan/apply")
+    still = [c for c in again.changes if c.key in keys and c.action != "noop" and c not in left]
     if still:
         details = "; ".join(f"{c.key} would still {c.action}" + (
             f" ({', '.join(d.path for d in c.diffs)})" if c.diffs else "") for c in still)

@@ -18,6 +18,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
+from provisioning import compat
 from provisioning.errors import ConfigError
 
 # Throttling and transient gateway errors are retried, with exponential backoff and jitter, within a total deadline.
@@ -85,6 +86,8 @@ def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         raise ConfigError("both ELASTIC_CLOUD_ID and ELASTICSEARCH_URL are set; set only one of them")
     if not cloud_id and not url:
         raise ConfigError(f"no Elasticsearch cluster is configured: {HOW_TO_CONFIGURE}")
+    if url:
+        _check_url(url)
     options: dict[str, Any] = {"cloud_id": cloud_id} if cloud_id else {"hosts": [url]}
     if api_key:
         # the encoded form (base64, as Kibana shows it) or "id:api_key" (base64 never contains ':')
@@ -104,14 +107,95 @@ def client_options(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return options
 
 
+def _check_url(url: str) -> None:
+    from urllib.parse import urlsplit
+
+    shown = describe_target({"ELASTICSEARCH_URL": url})
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"ELASTICSEARCH_URL={shown!r} is not a URL with a scheme: write it as https://host:9200 "
+                          f"(or http:// for a cluster without TLS)")
+    try:
+        parts.port  # noqa: B018 (raises on a bad port)
+    except ValueError:
+        raise ConfigError(f"ELASTICSEARCH_URL={shown!r} has an invalid port; write it as https://host:9200") from None
+
+
+def _check_cloud_id(cloud_id: str) -> None:
+    import base64
+    import binascii
+
+    name, sep, encoded = cloud_id.partition(":")
+    try:
+        parts = base64.b64decode(encoded.encode(), validate=False).decode().split("$") if sep else []
+    except (binascii.Error, UnicodeDecodeError):
+        parts = []
+    if len(parts) < 2 or not parts[0] or not parts[1]:
+        raise ConfigError("ELASTIC_CLOUD_ID is malformed (expected `name:base64...` as shown on the deployment's page "
+                          "in Elastic Cloud, under \"Cloud ID\"); copy it again, whole")
+
+
+def check_reachable(client: Any, timeout: float = 3.0) -> None:
+    """Fail fast, naming the URL, when nothing listens where the client will connect (instead of the client's
+    retries on a refused connection). A plain TCP connection: no request, no privilege needed."""
+    import socket
+
+    for node in client.transport.node_pool.all():
+        config = node.config
+        target = f"{config.scheme}://{config.host}:{config.port}"
+        try:
+            connection = socket.create_connection((config.host, config.port), timeout=timeout)
+            with connection:
+                if config.scheme == "https":
+                    _check_tls(connection, config, target, timeout)
+        except ConnectionRefusedError:
+            raise ConfigError(f"cannot connect to {target}: connection refused (nothing listens there); check "
+                              f"ELASTICSEARCH_URL (or ELASTIC_CLOUD_ID) and that Elasticsearch is running") from None
+        except socket.gaierror:
+            raise ConfigError(f"cannot resolve the host of {target}; check ELASTICSEARCH_URL (or "
+                              f"ELASTIC_CLOUD_ID)") from None
+        except TimeoutError:
+            raise ConfigError(f"no answer from {target} within {timeout:.0f}s; check the URL, the port and any "
+                              f"firewall or proxy in between") from None
+        except OSError as exc:
+            raise ConfigError(f"cannot connect to {target}: {exc.strerror or exc}") from None
+
+
+def _check_tls(connection: Any, config: Any, target: str, timeout: float) -> None:
+    """The TLS handshake the client will make, once, without retries: a certificate problem is not transient."""
+    import ssl
+
+    context = config.ssl_context or ssl.create_default_context(cafile=config.ca_certs or None)
+    if not config.verify_certs:
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    connection.settimeout(timeout)
+    try:
+        context.wrap_socket(connection, server_hostname=config.host).close()
+    except ssl.SSLCertVerificationError as exc:
+        raise ConfigError(f"TLS error talking to {target}: certificate verify failed ({exc.verify_message}); for a "
+                          f"self-signed or private CA set ELASTICSEARCH_CA_CERT to its PEM file (e.g. "
+                          f"config/certs/http_ca.crt)") from None
+    except ssl.SSLError as exc:
+        raise ConfigError(f"TLS error talking to {target}: handshake failed ({exc.reason or exc}); if the cluster "
+                          f"has no TLS, use http:// in ELASTICSEARCH_URL") from None
+
+
 def connect(environ: Mapping[str, str] | None = None, *, url: str | None = None,
             request_timeout: float = DEFAULT_TIMEOUT, max_retries: int = DEFAULT_MAX_RETRIES) -> Any:
     """An Elasticsearch client. `url` (used by tasks.py --sandbox) overrides the environment's cluster."""
     options = {"hosts": [url]} if url else client_options(environ)
+    if "cloud_id" in options:
+        _check_cloud_id(options["cloud_id"])
     # retry_on_status=(): the transport must not retry statuses itself (immediately); RetryingElasticsearch does.
-    return RetryingElasticsearch(**options, request_timeout=request_timeout, max_retries=max_retries,
-                                 retry_on_status=(), retry_on_timeout=True,
-                                 retry_backoff_base=RETRY_BACKOFF_BASE, retry_backoff_cap=RETRY_BACKOFF_CAP)
+    # node_class: REST compatibility negotiated with the cluster's major version on first contact (8.x or 9.x).
+    try:
+        return RetryingElasticsearch(**options, request_timeout=request_timeout, max_retries=max_retries,
+                                     retry_on_status=(), retry_on_timeout=True,
+                                     retry_backoff_base=RETRY_BACKOFF_BASE, retry_backoff_cap=RETRY_BACKOFF_CAP,
+                                     node_class=compat.node_class())
+    except ValueError as exc:  # the client's own checks of a URL or Cloud ID; never shows credentials
+        which = "ELASTIC_CLOUD_ID" if "cloud_id" in options else "ELASTICSEARCH_URL"
+        raise ConfigError(f"{which} is not valid ({exc}); see .env.example for its form") from None
 
 
 def describe_target(environ: Mapping[str, str] | None = None, *, url: str | None = None) -> str:

@@ -10,13 +10,14 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from provisioning.diffing import MASK
 from provisioning.errors import ConfigError
+from provisioning.output import REDACTOR
 
 if TYPE_CHECKING:
     from elasticsearch import Elasticsearch
@@ -25,21 +26,17 @@ if TYPE_CHECKING:
 
 
 class _RedactSecrets(logging.Filter):
-    """Masks, in log records, every secret value this process read through Context.secret. The client's opt-in wire
-    trace (logger elastic_transport.node, e.g. after elastic_transport.debug_logging()) prints request bodies
-    verbatim, and PUT _inference carries an endpoint's api_key in its body; the Authorization header the client
-    hides itself."""
-
-    values: set[str] = set()
+    """Masks, in log records, every secret value this process holds (provisioning.output.REDACTOR, the one choke
+    point: every encoding of each value). The client's opt-in wire trace (logger elastic_transport.node, e.g. after
+    elastic_transport.debug_logging()) prints request bodies verbatim, and PUT _inference carries an endpoint's
+    api_key in its body; the Authorization header the client hides itself."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        values = list(self.values)  # a snapshot: another thread may read a secret meanwhile
-        if values:
+        if REDACTOR.values:
             message = record.getMessage()
-            if any(value in message for value in values):
-                for value in values:
-                    message = message.replace(value, MASK)
-                record.msg, record.args = message, ()
+            masked = REDACTOR(message)
+            if masked != message:
+                record.msg, record.args = masked, ()
         return True
 
 
@@ -58,22 +55,53 @@ class Options:
     allow_data_loss: bool = False  # destroy/delete may remove indices that hold documents
     upload_workers: int | None = None  # parts uploaded at once (None: $ES_STACK_UPLOAD_WORKERS or upload.py default)
     cache_dir: Path = field(default_factory=lambda: Path(".cache") / "es-stack")  # traced models, downloads
+    require_secrets: bool = True  # False for plan/status: a missing write-only secret is planned as unknown
     lock_lease: float | None = None  # seconds the stack lock outlives a dead run (None: $ES_STACK_LOCK_LEASE or 60)
 
 
-class Progress:
-    """A minimal progress handle (tqdm-like: update(n), close(), context manager)."""
+PROGRESS_INTERVAL = 10.0  # seconds between plain progress lines when not on a terminal ($ES_STACK_PROGRESS_INTERVAL)
 
-    def __init__(self, bar: Any = None):
-        self._bar = bar
+
+def progress_interval(environ: Mapping[str, str] | None = None) -> float:
+    env = os.environ if environ is None else environ
+    try:
+        return max(0.05, float(env.get("ES_STACK_PROGRESS_INTERVAL") or PROGRESS_INTERVAL))
+    except ValueError:
+        return PROGRESS_INTERVAL
+
+
+class Progress:
+    """A progress handle (tqdm-like: update(n), close(), context manager): a bar on a terminal, a plain line every
+    `interval` seconds elsewhere (a CI log), nothing in quiet mode."""
+
+    def __init__(self, bar: Any = None, *, reporter: Reporter | None = None, description: str = "",
+                 total: int | None = None):
+        self._bar, self._reporter, self.description, self.total = bar, reporter, description, total
+        self.count = 0
+        self._started = self._last = time.monotonic()
+
+    def _line(self) -> str:
+        of = f" of {self.total}" if self.total else ""
+        return f"{self.description}: {self.count}{of} ({time.monotonic() - self._started:.0f}s)"
 
     def update(self, n: int = 1) -> None:
+        self.count += n
         if self._bar is not None:
             self._bar.update(n)
+        elif self._reporter is not None:
+            now = time.monotonic()
+            if now - self._last >= self._reporter.interval:
+                self._last = now
+                self._reporter.info(self._line())
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
+            self._bar = None
+        elif self._reporter is not None and self.count and time.monotonic() - self._started >= \
+                self._reporter.interval:
+            self._reporter.info(self._line() + " done")
+            self._reporter = None
 
     def __enter__(self) -> Progress:
         return self
@@ -83,18 +111,25 @@ class Progress:
 
 
 class Reporter:
-    """Where the engine tells the user what it is doing. Thread-safe; quiet mode collects messages only.
+    """Where the engine tells the user what it is doing (stderr). Thread-safe; quiet mode collects messages only.
 
-    Messages must never contain secrets: kinds pass names and counts, never values read from the environment.
+    Messages must never contain secrets: kinds pass names and counts, never values read from the environment (the
+    CLI redacts its streams too). The applier calls change_started/change_finished: the reporter keeps what
+    finished (with its time) and what is in flight, for the final summary and for an interrupt.
     """
 
-    def __init__(self, stream: Any = None, *, quiet: bool = False, show_progress: bool | None = None):
+    def __init__(self, stream: Any = None, *, quiet: bool = False, show_progress: bool | None = None,
+                 verbose: bool = False, interval: float | None = None):
         self.stream = stream if stream is not None else sys.stderr
         self.quiet = quiet
+        self.verbose = verbose
+        self.interval = progress_interval() if interval is None else interval
         self.messages: list[str] = []
         self._lock = threading.Lock()
         is_tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.show_progress = (is_tty and not quiet) if show_progress is None else show_progress
+        self.finished: list[tuple[str, str, float]] = []  # (key, action, seconds)
+        self.in_flight: dict[str, tuple[str, float]] = {}  # key -> (action, started)
 
     def info(self, message: str) -> None:
         with self._lock:
@@ -103,15 +138,38 @@ class Reporter:
                 print(message, file=self.stream, flush=True)
 
     def warn(self, message: str) -> None:
-        self.info(f"warning: {message}")
+        with self._lock:
+            self.messages.append(f"warning: {message}")
+            print(f"warning: {message}", file=self.stream, flush=True)  # warnings show even in quiet mode
+
+    def debug(self, message: str) -> None:
+        if self.verbose:
+            self.info(message)
 
     def progress(self, description: str, total: int | None = None) -> Progress:
-        """A progress bar on a terminal; a silent handle otherwise (pipelines get one line per step instead)."""
-        if not self.show_progress:
+        """A progress bar on a terminal; periodic plain lines otherwise; silent in quiet mode."""
+        if self.quiet:
             return Progress()
+        if not self.show_progress:
+            return Progress(reporter=self, description=description, total=total)
         from tqdm import tqdm
 
         return Progress(tqdm(total=total, desc=description, file=self.stream, leave=False))
+
+    def change_started(self, key: str, action: str) -> None:
+        with self._lock:
+            self.in_flight[key] = (action, time.monotonic())
+        self.info(f"{key}: {action} ...")
+
+    def change_finished(self, key: str, action: str) -> None:
+        with self._lock:
+            _, started = self.in_flight.pop(key, (action, time.monotonic()))
+            self.finished.append((key, action, time.monotonic() - started))
+        self.info(f"{key}: {action} done ({time.monotonic() - started:.1f}s)")
+
+    def change_failed(self, key: str) -> None:
+        with self._lock:
+            self.in_flight.pop(key, None)
 
 
 @dataclass
@@ -132,7 +190,7 @@ class Context:
         if not value:
             raise ConfigError(f"environment variable {env_name} is not set (a manifest reads a secret from it); "
                               f"set it in the environment or in .env")
-        _RedactSecrets.values.add(value)
+        REDACTOR.add(value)
         return value
 
 

@@ -8,6 +8,12 @@
 - The operations around a kind's own: a create is recorded BEFORE its first request (write-ahead: a run killed
   right after the create leaves an object the ledger knows), every change records its outcome after its
   operations, a delete forgets the record.
+- Adoption (`adopt: true` on a resource): an existing object that no stack owns (no marker of any stack, no ledger
+  record) becomes this stack's by a ledger record only, marked `adopted`; the object is never written by the
+  adoption. Afterwards it is ours while the kind says it is still the recorded object (is_recorded). Without the
+  mark the refusal stays; an object another stack owns is refused, naming the owner, mark or not.
+- Renames (`moved_from: kind/old`): the record of an object this stack owns is re-keyed to the new name with the
+  kind's rename operations (an alias swap for an index), instead of a delete and a create.
 - At apply: an "already exists" answer to a create's first request after the client retried a request whose
   answer was lost is recognised as this stack's own earlier attempt (the object now carries our marker or record
   and matches the manifest); ES refusing a fresh create undoes its write-ahead record.
@@ -23,7 +29,7 @@ from elasticsearch import ApiError
 from provisioning.diffing import spec_hash
 from provisioning.kinds import KINDS
 from provisioning.kinds.base import NO_SLOT
-from provisioning.model import Change, FieldDiff, Request, Resource, Step
+from provisioning.model import SECRET_MARKER, Change, FieldDiff, Request, Resource, Step
 
 LEDGER_SENDS = ("PUT /es-stack-ledger/_doc/*",)
 FORGET_SENDS = ("DELETE /es-stack-ledger/_doc/*",)
@@ -53,7 +59,10 @@ def owner_of(ctx: Any, kind: str, name: str, live: Any | None,
     marker = KINDS[kind].marker(live)
     entry = ctx.ledger.entry(kind, name)
     recorded = marker == NO_SLOT and entry is not None and KINDS[kind].is_recorded(live, entry, desired)
-    if marker == ctx.stack or recorded:
+    # adopted: no marker of any stack on the object, our record says we adopted it, and it is still that object
+    adopted = marker is None and entry is not None and bool(entry.get("adopted")) and \
+        KINDS[kind].is_recorded(live, entry, desired)
+    if marker == ctx.stack or recorded or adopted:
         return Owner("ours", what=what)
     if marker not in (None, NO_SLOT):
         return Owner("other", marker, what)
@@ -69,12 +78,22 @@ def fingerprint(kind: str, live: Any | None, entry: dict[str, Any] | None) -> st
 
 # ---- plan: refusals --------------------------------------------------------------------------------------------
 def refusal_for_declared(ctx: Any, resource: Resource, owner: Owner) -> str | None:
-    if owner.state in ("absent", "ours"):
+    recorded = ctx.ledger.entry(resource.kind, resource.name) is not None
+    if owner.state in ("absent", "ours") or (owner.state == "unmanaged" and resource.adopt and not recorded):
         return None
+    if owner.state == "unmanaged" and resource.adopt:  # ours once, replaced by hand since: never re-adopted silently
+        return (f"{resource.key} ({resource.source}): {owner.what} named {resource.name} is not the one this stack "
+                f"recorded (it was deleted and created again outside this stack); it is not adopted again: delete "
+                f"it yourself, or remove this stack's record first (take the resource out of the manifests, apply)")
+    if owner.state == "other" and resource.adopt:
+        return (f"{resource.key} ({resource.source}): cannot adopt {owner.what} named {resource.name}: it "
+                f"{owner.describe()}; an object another stack owns is never adopted (destroy it in stack "
+                f"{owner.stack!r}, or let that stack keep it)")
     hint = (f"destroy it in stack {owner.stack!r} first, or declare this resource under another name"
             if owner.state == "other" else
-            "rename the resource, or delete/rename the existing object yourself (the tool never adopts or "
-            "overwrites what it did not create)")
+            "mark the resource `adopt: true` to make the existing object this stack's (`invoke import --adopt` "
+            "writes such manifests), rename the resource, or delete/rename the existing object yourself (the tool "
+            "never adopts or overwrites what it did not create unless told to)")
     return f"{resource.key} ({resource.source}): {owner.what} named {resource.name} already exists and " \
            f"{owner.describe()}; this stack will not change it: {hint}"
 
@@ -88,6 +107,56 @@ def refusal_for_delete(ctx: Any, kind: str, name: str, owner: Owner, why: str) -
             f"remove)")
 
 
+# ---- plan: adoption and renames ------------------------------------------------------------------------------------
+_RECORD_KEYS = ("type", "stack", "kind", "name", "spec_hash", "applied", "protected", "updated_at")
+
+
+def adoption(ctx: Any, resource: Resource, live: Any, owner: Owner) -> Change | None:
+    """The "adopt" change of a declared resource marked `adopt: true` whose object exists and nobody owns: the
+    kind's facts (differences, identifying record, what is unverified) and, as its only operation, the ledger
+    record (added by wrap). None when there is nothing to adopt (absent, or ours already)."""
+    if not resource.adopt or owner.state != "unmanaged":
+        return None
+    change = KINDS[resource.kind].adopt(resource, live, ctx)
+    if change.operations:  # pragma: no cover - a kind's adopt exposes facts only
+        raise AssertionError(f"{resource.key}: adoption must not write the object")
+    change.action, change.record = "adopt", {**change.record, "adopted": True}
+    change.reason = f"adopt {owner.what} no stack owns (recorded in the ledger; the object is not written): " \
+                    f"{change.reason}"
+    return change
+
+
+def move(ctx: Any, resource: Resource, live: dict[str, Any]) -> tuple[Change | None, str | None]:
+    """(the "move" change, or None; a refusal, or None) for a resource declaring `moved_from: kind/old`. Nothing
+    to move when this stack owns no record of the old name (already moved, or never owned): plain planning."""
+    if not resource.moved_from:
+        return None, None
+    old_kind, _, old_name = resource.moved_from.partition("/")
+    where = f"{resource.key} ({resource.source})"
+    if old_kind != resource.kind:
+        return None, f"{where}: moved_from {resource.moved_from} names another kind; a move keeps the kind"
+    old_entry = ctx.ledger.entry(resource.kind, old_name)
+    if old_entry is None or ctx.ledger.entry(resource.kind, resource.name) is not None:
+        return None, None
+    objects = live.get(resource.kind, {})
+    if resource.name in objects:
+        if owner_of(ctx, resource.kind, resource.name, objects[resource.name], resource.spec).state == "ours":
+            return None, None  # a move stopped after its rename: the new name is ours, its record is written next
+        return None, (f"{where}: cannot move {resource.moved_from} to {resource.name}: a "
+                      f"{KINDS[resource.kind].describe(objects[resource.name])} of that name already exists")
+    old_live = objects.get(old_name)
+    owner = owner_of(ctx, resource.kind, old_name, old_live)
+    if old_live is None or owner.state != "ours":
+        return None, None  # gone, or not ours any more: the old record is deleted, the new name planned afresh
+    change = KINDS[resource.kind].rename(resource, old_name, old_live, old_entry, ctx)
+    kept = {k: v for k, v in old_entry.items() if k not in _RECORD_KEYS}
+    change.action, change.record = "move", {**kept, **change.record}
+    change.operations = [*change.operations, Step(
+        "forget_ownership", {"kind": resource.kind, "name": old_name}, sends=FORGET_SENDS,
+        summary=f"remove the ownership record of {resource.moved_from} (re-keyed to {resource.key})")]
+    return change, None
+
+
 # ---- plan: the operations around a kind's own ----------------------------------------------------------------------
 def _record_step(ctx: Any, change: Change, resource: Resource) -> Step:
     return Step("record_ownership", {"kind": change.kind, "name": change.name, "spec": resource.spec,
@@ -98,6 +167,17 @@ def _record_step(ctx: Any, change: Change, resource: Resource) -> Step:
 def _forget_step(ctx: Any, change: Change) -> Step:
     return Step("forget_ownership", {"kind": change.kind, "name": change.name}, sends=FORGET_SENDS,
                 summary=f"remove the ownership record of {change.key}")
+
+
+def _unplanned_secret(node: Any) -> bool:
+    """A request body holding a secret marker without a hash (the secret was not set when it was planned)."""
+    if isinstance(node, Request):
+        return _unplanned_secret(node.body)
+    if isinstance(node, dict):
+        return (SECRET_MARKER in node and not node.get("hash")) or any(_unplanned_secret(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_unplanned_secret(v) for v in node)
+    return False
 
 
 def wrap(ctx: Any, change: Change, entry: dict[str, Any] | None) -> Change:
@@ -120,7 +200,8 @@ def wrap(ctx: Any, change: Change, entry: dict[str, Any] | None) -> Change:
     record = _record_step(ctx, change, resource)
     if change.action == "create":
         # write-ahead; a second record keeps what the steps learnt (an artifact checksum), if any ran
-        learnt = [record] if any(isinstance(op, Step) for op in change.operations) else []
+        # (or the hash of a secret planned without it: `plan` needs no write-only secret)
+        learnt = [record] if any(isinstance(op, Step) or _unplanned_secret(op) for op in change.operations) else []
         change.operations = [record, *change.operations, *learnt]
     else:
         change.operations = [*change.operations, record]

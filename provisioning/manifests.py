@@ -12,28 +12,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from provisioning.errors import ManifestError, Problem
-from provisioning.model import Resource
+from provisioning.model import Document, Resource
 from provisioning.rendering import MANIFEST_LIKE, Rendered, Renderer, display_path, manifest_files, stray_files
 from provisioning.variables import environment_problems, load_variables
 
 __all__ = ["load_manifests", "render_manifests", "Document", "parse_yaml_documents"]
-
-
-@dataclass
-class Document:
-    """One YAML document of a manifest file, as plain Python values with the source line of every key."""
-
-    file: str  # display path of the manifest
-    value: Any
-    line: int  # line of the document's first node
-    lines: dict[str, int] = field(default_factory=dict)  # dotted path -> source line
 
 
 class _Loader(yaml.SafeLoader):
@@ -158,7 +147,8 @@ def _yaml_error_line(exc: yaml.MarkedYAMLError, text: str) -> tuple[int | None, 
 
 
 def _render_all(manifest_dir: str | Path, environment: str | None, variables: Mapping[str, str] | Iterable[str] | None,
-                env_file_dir: str | Path | None) -> tuple[list[Rendered], list[Problem], int]:
+                env_file_dir: str | Path | None, stack: str | None = None
+                ) -> tuple[list[Rendered], list[Problem], int]:
     folder = Path(manifest_dir)
     if not folder.is_dir():
         return [], [Problem(display_path(folder), None, "manifests folder not found",
@@ -171,7 +161,7 @@ def _render_all(manifest_dir: str | Path, environment: str | None, variables: Ma
     undeclared = environment_problems(environment, env_dir, folder.resolve().parent)
     if undeclared:
         return [], undeclared, 1
-    values = load_variables(env_dir, environment, variables)
+    values = load_variables(env_dir, environment, variables, stack)
     renderer = Renderer(folder, values)
     rendered, problems, failed = [], [], 0
     for path in files:
@@ -219,9 +209,9 @@ def _merge_template_problems(problems: list[Problem]) -> list[Problem]:
 
 def render_manifests(manifest_dir: str | Path, *, environment: str | None = None,
                      variables: Mapping[str, str] | Iterable[str] | None = None,
-                     env_file_dir: str | Path | None = None) -> dict[str, str]:
+                     env_file_dir: str | Path | None = None, stack: str | None = None) -> dict[str, str]:
     """The rendered text of every manifest file by display path, in file order (for `invoke render`)."""
-    rendered, problems, _ = _render_all(manifest_dir, environment, variables, env_file_dir)
+    rendered, problems, _ = _render_all(manifest_dir, environment, variables, env_file_dir, stack)
     if problems:
         raise ManifestError(problems)
     return {display_path(r.path): r.text for r in rendered}
@@ -229,16 +219,17 @@ def render_manifests(manifest_dir: str | Path, *, environment: str | None = None
 
 def load_manifests(manifest_dir: str | Path, *, environment: str | None = None,
                    variables: Mapping[str, str] | Iterable[str] | None = None,
-                   env_file_dir: str | Path | None = None) -> list[Resource]:
+                   env_file_dir: str | Path | None = None, stack: str | None = None) -> list[Resource]:
     """Render, parse and validate every manifest; the declared Resources in file order, or one ManifestError.
 
     `variables` is the --var dict (or the raw "key=value" strings). Reference policy: an explicit depends_on must
     name a declared resource; references inferred from a spec (a documents/check index, an endpoint's model, a
     semantic_text inference_id) may name objects that already exist in the cluster, so they are resolved at plan time.
+    `stack` is the stack name templates see as `stack` (default: ES_STACK_NAME, else "default").
     """
     from provisioning.validation import validate_documents  # late: validation imports the kind registry
 
-    rendered, problems, failed = _render_all(manifest_dir, environment, variables, env_file_dir)
+    rendered, problems, failed = _render_all(manifest_dir, environment, variables, env_file_dir, stack)
     documents: list[Document] = []
     for item in rendered:
         docs, found = parse_yaml_documents(item.text, display_path(item.path), item.source_line)
@@ -272,4 +263,5 @@ def _stray_problems(folder: Path, resources: list[Resource], *, complete: bool) 
 def _ordered(problems: list[Problem]) -> list[Problem]:
     """Deduplicated, by file then line (stable for problems without a line)."""
     unique = list(dict.fromkeys(problems))
-    return sorted(unique, key=lambda p: (p.file, p.line or 0))
+    # a problem without a line ("... and 15 more problems in this file") comes after the ones it summarises
+    return sorted(unique, key=lambda p: (p.file, p.line if p.line is not None else float("inf")))

@@ -8,8 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Action = Literal["create", "update", "replace", "delete", "noop"]
+Action = Literal["create", "update", "replace", "delete", "noop", "adopt", "move"]
 ACTIONS: tuple[Action, ...] = ("create", "update", "replace", "delete", "noop")
+# adopt: an existing object this stack did not create becomes its own (`adopt: true`); move: an owned object is
+# re-keyed under a new name (`moved_from`). Counted in summaries only when a plan has them.
+OWNERSHIP_ACTIONS: tuple[Action, ...] = ("adopt", "move")
 
 
 def nearest_line(lines: dict[str, int], path: str) -> int | None:
@@ -31,6 +34,16 @@ class SourceLocation:
 
 
 @dataclass
+class Document:
+    """One YAML document of a manifest file, as plain Python values with the source line of every key."""
+
+    file: str  # display path of the manifest
+    value: Any
+    line: int  # line of the document's first node
+    lines: dict[str, int] = field(default_factory=dict)  # dotted path -> source line
+
+
+@dataclass
 class Resource:
     """One desired object declared in a manifest."""
 
@@ -42,6 +55,8 @@ class Resource:
     protected: bool = False
     # line of each key inside the document, by dotted path ("spec.settings.number_of_shards"), for errors
     lines: dict[str, int] = field(default_factory=dict)
+    adopt: bool = False  # `adopt: true`: an existing object nobody owns may become this stack's (lifecycle.py)
+    moved_from: str | None = None  # `moved_from: kind/oldname`: the ledger record of oldname is re-keyed to this
 
     @property
     def key(self) -> str:
@@ -166,7 +181,9 @@ class Plan:
         return any(c.action != "noop" for c in self.changes)
 
     def counts(self) -> dict[str, int]:
-        return {a: sum(1 for c in self.changes if c.action == a) for a in ACTIONS}
+        counts = {a: sum(1 for c in self.changes if c.action == a) for a in ACTIONS}
+        counts.update({a: n for a in OWNERSHIP_ACTIONS if (n := sum(1 for c in self.changes if c.action == a))})
+        return counts
 
     @property
     def hazards(self) -> list[tuple[Change, Hazard]]:

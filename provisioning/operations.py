@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from provisioning.diffing import secret_hash
+from provisioning.diffing import canonical_json, secret_hash
 from provisioning.errors import ConfigError, Refused
 from provisioning.model import SECRET_MARKER, Change, Operation, Request, Step
 
@@ -54,23 +54,29 @@ class Run:
     change: Change
     notes: dict[str, Any] = field(default_factory=dict)
     salt: str | None = None
+    _unplanned: dict[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def client(self) -> Any:
         return self.ctx.client
 
-    def fill_secrets(self, value: Any) -> Any:
+    def fill_secrets(self, value: Any, setting: str | None = None) -> Any:
         """The body with every secret marker replaced by its value from the environment. A value whose hash differs
-        from the planned one means the secret changed after the plan: refused, the plan is stale."""
+        from the planned one means the secret changed after the plan: refused, the plan is stale. A marker without
+        a hash was planned without the secret (`plan` needs none): the ownership record gets the hash of the
+        secrets actually sent (as the kind computes it at plan time), so the next plan has something to compare."""
         if is_secret_ref(value):
             secret = self.ctx.secret(value[SECRET_MARKER])
             planned = value.get("hash")
             if planned and self.salt and secret_hash(secret, self.salt) != planned:
                 raise Refused(f"{self.change.key}: the secret in {value[SECRET_MARKER]} differs from the one the plan "
                               f"was made with; make a new plan")
+            if not planned and setting is not None and self.salt:
+                self._unplanned[setting] = secret  # never written anywhere: only its hash is
+                self.notes["secrets_hash"] = secret_hash(canonical_json(self._unplanned), self.salt)
             return secret
         if isinstance(value, dict):
-            return {k: self.fill_secrets(v) for k, v in value.items()}
+            return {k: self.fill_secrets(v, k) for k, v in value.items()}
         if isinstance(value, list):
             return [self.fill_secrets(v) for v in value]
         return value

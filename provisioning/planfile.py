@@ -62,12 +62,14 @@ def rendered_hash(resources: list[Resource]) -> str:
 
 def _resource_dict(r: Resource) -> dict[str, Any]:
     return {"kind": r.kind, "name": r.name, "spec": r.spec, "file": r.source.file, "line": r.source.line,
-            "depends_on": list(r.depends_on), "protected": r.protected, "lines": r.lines}
+            "depends_on": list(r.depends_on), "protected": r.protected, "lines": r.lines, "adopt": r.adopt,
+            "moved_from": r.moved_from}
 
 
 def _resource(data: dict[str, Any]) -> Resource:
     return Resource(data["kind"], data["name"], data["spec"], SourceLocation(data["file"], data.get("line")),
-                    list(data.get("depends_on") or []), bool(data.get("protected")), dict(data.get("lines") or {}))
+                    list(data.get("depends_on") or []), bool(data.get("protected")), dict(data.get("lines") or {}),
+                    bool(data.get("adopt")), data.get("moved_from"))
 
 
 def change_dict(change: Change) -> dict[str, Any]:

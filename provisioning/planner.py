@@ -14,10 +14,11 @@ from typing import Any
 
 from elasticsearch import ApiError
 
-from provisioning import lifecycle
+from provisioning import compat, lifecycle, versions
 from provisioning.errors import ManifestError, Problem, Refused, api_error
 from provisioning.es_validation import missing_in_cluster, unresolved_references
 from provisioning.kinds import KINDS
+from provisioning.licence import licence_warnings
 from provisioning.model import Change, Plan, Resource, SourceLocation
 from provisioning.preflight import server_preflight
 from provisioning.read_batch import batched_reads
@@ -37,6 +38,7 @@ class StackPlan(Plan):
     allow_data_loss: bool = False
     cluster: dict[str, Any] = field(default_factory=dict)
     saved: bool = False  # loaded from a plan file: the cluster it was made against is checked too
+    warnings: list[str] = field(default_factory=list)  # shown with the plan, before any write (e.g. licences)
 
     @property
     def checks(self) -> list[Resource]:
@@ -168,27 +170,33 @@ def make_plan(resources: list[Resource], ctx: Any, *, destroy: bool = False) -> 
     declared = {r.key: r for r in managed}
     errors: list[str] = []
     changes: list[Change] = []
+    moved: set[str] = set()  # old keys re-keyed by a move: not deleted
     if not destroy:
         for resource in managed:
             obj = live.get(resource.kind, {}).get(resource.name)
-            owner = lifecycle.owner_of(ctx, resource.kind, resource.name, obj, resource.spec)
-            refusal = lifecycle.refusal_for_declared(ctx, resource, owner)
-            if refusal:
-                errors.append(refusal)
-                continue
             entry = ctx.ledger.entry(resource.kind, resource.name)
             try:
-                change = KINDS[resource.kind].diff(resource, obj, entry, ctx)
+                change, refusal = lifecycle.move(ctx, resource, live)
+                if change is None and refusal is None:
+                    owner = lifecycle.owner_of(ctx, resource.kind, resource.name, obj, resource.spec)
+                    refusal = lifecycle.refusal_for_declared(ctx, resource, owner)
+                    if refusal is None:
+                        change = lifecycle.adoption(ctx, resource, obj, owner) or \
+                            KINDS[resource.kind].diff(resource, obj, entry, ctx)
             except Refused as exc:
-                errors.append(str(exc))
+                change, refusal = None, str(exc)
+            if refusal or change is None:
+                errors.append(refusal or f"{resource.key}: nothing planned")
                 continue
+            if change.action == "move":
+                moved.add(str(resource.moved_from))
             change.fingerprint = lifecycle.fingerprint(resource.kind, obj, entry)
             changes.append(change)
     graph = dict(declared)
     for kind_name in KINDS:
         for name in sorted(ctx.ledger.owned(kind_name)):
             key = f"{kind_name}/{name}"
-            if not destroy and key in declared:
+            if not destroy and (key in declared or key in moved):
                 continue
             entry = ctx.ledger.entry(kind_name, name) or {"kind": kind_name, "name": name}
             graph.setdefault(key, _ledger_resource(entry))
@@ -222,9 +230,23 @@ def make_plan(resources: list[Resource], ctx: Any, *, destroy: bool = False) -> 
     forward = sorted((c for c in changes if c.action != "delete"), key=order)
     deletes = sorted((c for c in changes if c.action == "delete"), key=order, reverse=True)
     waves = _waves(forward, levels, reverse=False) + _waves(deletes, levels, reverse=True)
-    return StackPlan(changes=forward + deletes, waves=waves, resources=list(resources), destroy=destroy,
+    plan = StackPlan(changes=forward + deletes, waves=waves, resources=list(resources), destroy=destroy,
                      stack=ctx.stack, allow_data_loss=bool(ctx.options.allow_data_loss),
                      cluster={"ledger_id": ctx.ledger.identity})
+    if not destroy:
+        plan.warnings = _version_gates(plan, ctx) + licence_warnings(plan, ctx.client)
+    return plan
+
+
+def _version_gates(plan: StackPlan, ctx: Any) -> list[str]:
+    """Refuse what the cluster's version does not have, naming the version that added it (provisioning/versions.py);
+    returns notes on requests adapted to an older version."""
+    version = compat.known_version(ctx.client) or (compat.cluster_version(ctx.client) if plan.has_changes else None)
+    refusals, notes = versions.check_plan(plan, version)
+    if refusals:
+        raise Refused("the plan uses what this cluster's Elasticsearch version does not have; nothing was written:"
+                      "\n  - " + "\n  - ".join(refusals))
+    return notes
 
 
 def destroy_plan(resources: list[Resource], ctx: Any) -> StackPlan:

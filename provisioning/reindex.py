@@ -7,7 +7,8 @@ one, and prove the copy complete before the alias swap (the next planned request
   alias points at the new index.
 - `_reindex` runs as a task (`wait_for_completion=false`), polled through the tasks API with progress, so a slow
   copy is never sent twice by a client retry; `slices=auto` lets ES parallelise it over the source's shards.
-- Both indices are refreshed before they are counted (a count only sees refreshed documents).
+- The source is refreshed after the block and before the copy (a reindex reads through a scroll search, which sees
+  only refreshed documents), and both are refreshed before they are counted.
 - On failure or Ctrl-C the task is cancelled, the new index deleted and the old one takes writes again: the alias
   never moved and nothing is left behind.
 """
@@ -33,6 +34,9 @@ def reindex_and_count(run: Any, *, source: str, dest: str) -> None:
     try:
         client.indices.add_block(index=source, block="write")
         blocked = True
+        # the copy is a scroll search: it sees only refreshed documents, so every write acknowledged before the
+        # block must be refreshed first or it would be in neither the copy nor the count
+        client.indices.refresh(index=source)
         started = client.reindex(source={"index": source}, dest={"index": dest}, wait_for_completion=False,
                                  slices="auto")
         task_id = started["task"]
@@ -87,7 +91,7 @@ def _wait(run: Any, task_id: str, source: str, dest: str) -> dict[str, Any]:
                                    f"{error.get('reason', error) if isinstance(error, dict) else error}")
             return task.get("response") or {}
         now = time.monotonic()
-        if now - last_report >= REPORT_EVERY:
+        if now - last_report >= getattr(run.ctx.reporter, "interval", REPORT_EVERY):
             done = status.get("created", 0) + status.get("updated", 0)
             run.ctx.reporter.info(f"{run.change.key}: reindexing {source} into {dest}: {done} of "
                                   f"{status.get('total', '?')} documents")

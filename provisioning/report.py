@@ -1,8 +1,9 @@
 """Plan output: readable text (rich colour on a terminal, plain otherwise) and stable JSON for machines.
 
-Symbols follow Terraform: + create, ~ update, -/+ replace, - delete; hazards are marked `!` (data loss) and `~`
-(service interruption) and listed first; checks are listed as checks that will run. `show_requests` prints each
-change's operations (the requests apply sends, and its named steps).
+Symbols follow Terraform: + create, ~ update, -/+ replace, - delete, <= adopt (an existing object becomes the
+stack's: a ledger record only), -> move (re-keyed under a new name, `moved_from`); hazards are marked `!` (data
+loss) and `~` (service interruption) and listed first; checks are listed as checks that will run. `show_requests`
+prints each change's operations (the requests apply sends, and its named steps).
 Sensitive values never reach the output: FieldDiff.sensitive values print as "(sensitive value)", every value
 goes through diffing.redact, and request bodies hold secrets only as markers naming their variable.
 """
@@ -16,8 +17,9 @@ from typing import Any
 from provisioning.diffing import MASK, flatten, redact
 from provisioning.model import HAZARD_SYMBOLS, Change, FieldDiff, Plan, Request
 
-SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " "}
-STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "noop": "dim"}
+SYMBOLS = {"create": "+", "update": "~", "replace": "-/+", "delete": "-", "noop": " ", "adopt": "<=", "move": "->"}
+STYLES = {"create": "green", "update": "yellow", "replace": "magenta", "delete": "red", "noop": "dim",
+          "adopt": "cyan", "move": "cyan"}
 MAX_VALUE = 160
 MAX_CREATE_LINES = 12  # a created resource's declared leaves shown in the plan
 JSON_FORMAT_VERSION = 2
@@ -47,7 +49,8 @@ def summary_line(plan: Plan) -> str:
     outage = sum(1 for _, h in hazards if h.kind == "interruption")
     extra = (f" {loss} losing data, {outage} interrupting service." if hazards else "")
     return (f"Plan: {counts['create']} to create, {counts['update']} to update, {counts['replace']} to replace, "
-            f"{counts['delete']} to delete.{extra}")
+            f"{counts['delete']} to delete.{extra}"
+            + "".join(f" {counts[a]} to {a}." for a in ("adopt", "move") if counts.get(a)))
 
 
 def _diff_line(d: FieldDiff) -> tuple[str, str]:
@@ -87,7 +90,7 @@ def _operation_lines(change: Change) -> list[str]:
 
 
 def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show_noop: bool = False,
-                show_requests: bool = False) -> str:
+                show_requests: bool = False, title: str | None = None) -> str:
     """The plan as text, with ANSI colour only when `color` is true (tasks.py passes sys.stdout.isatty())."""
     from rich.console import Console
     from rich.text import Text
@@ -95,7 +98,7 @@ def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show
     buffer = io.StringIO()
     console = Console(file=buffer, force_terminal=bool(color), no_color=not color, width=width,
                       highlight=False, soft_wrap=True)
-    title = "destroy plan" if getattr(plan, "destroy", False) else "plan"
+    title = title or ("destroy plan" if getattr(plan, "destroy", False) else "plan")
     console.print(Text(f"Stack {getattr(plan, 'stack', 'default')!r}: {title}", style="bold"))
     changes = [c for c in plan.changes if c.action != "noop"]
     if not changes:
@@ -130,6 +133,8 @@ def render_plan(plan: Plan, *, color: bool | None = None, width: int = 120, show
     for resource in [] if getattr(plan, "destroy", False) else _checks(plan):
         when = "after apply" if resource.spec.get("run", "after_apply") == "after_apply" else "on `invoke check`"
         console.print(Text(f"    ? {resource.key}  runs {when}", style="cyan"))
+    for warning in getattr(plan, "warnings", []):
+        console.print(Text(f"warning: {warning}", style="bold yellow"))
     console.print(Text(summary_line(plan), style="bold"))
     return buffer.getvalue()
 
@@ -158,6 +163,7 @@ def plan_to_dict(plan: Plan) -> dict[str, Any]:
             "destroy": getattr(plan, "destroy", False), "has_changes": plan.has_changes,
             "summary": plan.counts(),
             "hazards": [{"key": c.key, **h.to_dict()} for c, h in plan.hazards],
+            "warnings": list(getattr(plan, "warnings", [])),
             "changes": changes,
             "checks": [{"key": r.key, "location": str(r.source), "run": r.spec.get("run", "after_apply")}
                        for r in _checks(plan)]}

@@ -13,7 +13,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterator
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
 from jsonschema.exceptions import best_match
@@ -21,13 +21,10 @@ from jsonschema.exceptions import best_match
 from provisioning.errors import Problem
 from provisioning.kinds import DECLARATIONS
 from provisioning.kinds.base import load_schema
-from provisioning.model import Resource, SourceLocation, nearest_line
-
-if TYPE_CHECKING:
-    from provisioning.manifests import Document
+from provisioning.model import Document, Resource, SourceLocation, nearest_line
 
 SENSITIVE_KEYS = frozenset({"secrets", "api_key", "access_key", "secret_key", "token", "password"})
-ENVELOPE_KEYS = ("kind", "name", "protected", "depends_on", "spec")
+ENVELOPE_KEYS = ("kind", "name", "protected", "adopt", "moved_from", "depends_on", "spec")
 
 
 def _close_keys(validator, value, instance, schema) -> Iterator[ValidationError]:
@@ -60,6 +57,9 @@ def envelope_schema() -> dict[str, Any]:
             "kind": {"type": "string", "enum": list(DECLARATIONS)},
             "name": {"type": "string", "minLength": 1},
             "protected": {"type": "boolean"},
+            "adopt": {"type": "boolean"},
+            "moved_from": {"type": "string", "pattern": "^[a-z_]+/.+$",
+                           "x-message": "must be written kind/name, e.g. index/old-name"},
             "depends_on": {"type": "array", "items": {
                 "type": "string", "pattern": "^[a-z_]+/.+$",
                 "x-message": "must be written kind/name, e.g. inference_endpoint/my-endpoint"}},
@@ -204,6 +204,8 @@ def _resource(doc: Document) -> tuple[Resource | None, bool, list[Problem]]:
         depends_on=[d for d in depends_on if isinstance(d, str)] if isinstance(depends_on, list) else [],
         protected=doc.value.get("protected") is True,
         lines=dict(doc.lines),
+        adopt=doc.value.get("adopt") is True,
+        moved_from=doc.value.get("moved_from") if isinstance(doc.value.get("moved_from"), str) else None,
     )
     return resource, not problems, problems
 
@@ -296,6 +298,11 @@ def validate_documents(documents: list[Document], *, complete: bool = True) -> t
         if resource.key in valid:
             edges += [ref for ref in DECLARATIONS[resource.kind].references(resource) if ref in first]
         graph[resource.key] = sorted(set(edges))
+        if resource.moved_from and (resource.moved_from in first or resource.moved_from == resource.key):
+            where = resource.line_of("moved_from")
+            problems.append(Problem(where.file, where.line,
+                                    f"moved_from {resource.moved_from!r} names a resource that is still declared",
+                                    "a move renames the old resource: remove its declaration (or moved_from)"))
     for component in _cycles(graph):
         cycle = _cycle_path(component, graph)
         start = first[cycle[0]]

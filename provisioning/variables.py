@@ -21,10 +21,13 @@ class Variables:
     env: dict[str, str]  # the process environment after .env files (real variables win)
     var: dict[str, str]  # --var key=value
     environment: str = DEFAULT_ENVIRONMENT
+    stack: str = "default"  # the stack name (--stack, else ES_STACK_NAME): several stacks can share one cluster
 
     def context(self) -> dict[str, Any]:
-        """What templates see: env and var as top-level names too, --var winning; `env`, `var`, `environment`."""
-        return {**self.env, **self.var, "env": self.env, "var": self.var, "environment": self.environment}
+        """What templates see: env and var as top-level names too, --var winning; `env`, `var`, `environment`,
+        `stack`."""
+        return {**self.env, **self.var, "env": self.env, "var": self.var, "environment": self.environment,
+                "stack": self.stack}
 
 
 def parse_var_options(items: Iterable[str] | None) -> dict[str, str]:
@@ -42,7 +45,8 @@ def parse_var_options(items: Iterable[str] | None) -> dict[str, str]:
 
 
 def load_variables(env_file_dir: str | Path, environment: str | None = None,
-                   variables: Mapping[str, str] | Iterable[str] | None = None) -> Variables:
+                   variables: Mapping[str, str] | Iterable[str] | None = None,
+                   stack: str | None = None) -> Variables:
     """dotenv files from `env_file_dir` (.env, then .env.<environment>), the real environment over them, and --var."""
     environment = environment or DEFAULT_ENVIRONMENT
     merged: dict[str, str] = {}
@@ -59,7 +63,8 @@ def load_variables(env_file_dir: str | Path, environment: str | None = None,
     else:
         var = parse_var_options(variables)
     # sorted so that a template iterating over env/var renders the same whatever the insertion order
-    return Variables(env=dict(sorted(merged.items())), var=dict(sorted(var.items())), environment=environment)
+    return Variables(env=dict(sorted(merged.items())), var=dict(sorted(var.items())), environment=environment,
+                     stack=stack or merged.get("ES_STACK_NAME") or "default")
 
 
 def environment_problems(environment: str | None, *folders: str | Path) -> list[Problem]:

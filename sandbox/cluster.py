@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from sandbox import versions
 from sandbox.ids import new_uuid
 from sandbox.indices.store import IndexStore
 from sandbox.inference.store import InferenceStore
@@ -31,6 +32,7 @@ class Cluster:
         self.security = SecurityStore(self)
         self.tasks = TaskManager(self)
         self.pace = Pace()  # test knobs (PUT /_sandbox/pace)
+        self.license_type = "trial"  # GET _license: every feature on, like a cluster after start_trial
 
     def stores(self) -> dict[str, Any]:
         return {"indices": self.indices, "ml": self.ml, "inference": self.inference, "security": self.security,
@@ -39,6 +41,7 @@ class Cluster:
     def reset(self) -> None:
         with self.lock:
             self.pace = Pace()
+            self.license_type = "trial"
             for store in self.stores().values():
                 store.reset()
 
@@ -64,9 +67,7 @@ class Cluster:
                 "build_hash": "0" * 40,
                 "build_date": "2025-07-01T00:00:00.000Z",
                 "build_snapshot": False,
-                "lucene_version": "10.2.2",
-                "minimum_wire_compatibility_version": "8.19.0",
-                "minimum_index_compatibility_version": "8.0.0",
+                **versions.info_fields(self.version),  # by major: sandbox/versions.py
             },
             "tagline": "You Know, for Search",
         }

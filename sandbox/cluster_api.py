@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox import versions
 from sandbox.errors import IllegalArgument
 from sandbox.http import EsRequest, Route
 from sandbox.indices.settings import nest
@@ -42,6 +43,16 @@ _STATUS_RANK = {"green": 0, "yellow": 1, "red": 2}
 
 def info(sb: Any, req: EsRequest) -> dict:
     return sb.cluster.info()
+
+
+def license_info(sb: Any, req: EsRequest) -> dict:
+    """GET _license (RestGetLicenseAction): the cluster's licence. The sandbox runs as a trial (every feature on)
+    unless a test sets `cluster.license_type` (e.g. "basic", what a fresh self-managed cluster has)."""
+    kind = sb.cluster.license_type
+    return {"license": {"status": "active", "uid": sb.cluster.cluster_uuid, "type": kind, "issue_date_in_millis": 0,
+                        "expiry_date_in_millis": 4102444800000 if kind != "basic" else None,
+                        "max_nodes": 1000, "issued_to": sb.cluster.cluster_name, "issuer": "elasticsearch",
+                        "start_date_in_millis": -1}}
 
 
 def health(sb: Any, req: EsRequest, index: str | None = None) -> dict:
@@ -110,7 +121,7 @@ def put_cluster_settings(sb: Any, req: EsRequest) -> dict:
 
 def cluster_state(sb: Any, req: EsRequest) -> dict:
     """Only what clients and test runners read: names and the node's cluster features."""
-    features = sorted(all_features())
+    features = sorted(versions.cluster_features(sb.cluster.version, all_features()))
     return {"cluster_name": sb.cluster.cluster_name, "cluster_uuid": sb.cluster.cluster_uuid,
             "nodes_features": [{"node_id": sb.cluster.node_id, "features": features}]}
 
@@ -119,6 +130,7 @@ ROUTES = [
     Route(("GET",), "/_cluster/state", cluster_state, api="cluster.state"),
     Route(("GET", "HEAD"), "/", info, api={"GET": "info", "HEAD": "ping"}),
     Route(("GET",), "/_cluster/health", health, api="cluster.health"),
+    Route(("GET",), "/_license", license_info, api="license.get"),
     Route(("GET",), "/_cluster/health/<index>", health, api="cluster.health"),
     Route(("GET",), "/_capabilities", capabilities, api="capabilities"),
     Route(("GET",), "/_cluster/settings", get_cluster_settings, api="cluster.get_settings"),

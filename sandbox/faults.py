@@ -15,7 +15,9 @@ class FaultRule:
     """Answer `status` (or drop the connection) for requests matching `path` (a regex) and `method`.
 
     `nth` fires on the Nth matching request (1-based) only; `fraction` fires at random (seeded);
-    `times` caps how often the rule fires in all.
+    `times` caps how often the rule fires in all. `echo_settings` makes the status answer's reason echo the
+    request's service_settings with their values, as ES does for a setting a service does not know
+    ("Configuration contains settings [{k=v}] unknown to the [service] service"): tests of redaction.
     """
 
     path: str = ".*"
@@ -25,6 +27,7 @@ class FaultRule:
     fraction: float | None = None
     nth: int | None = None
     times: int | None = None
+    echo_settings: bool = False
     seen: int = 0
     fired: int = 0
 

@@ -8,7 +8,7 @@
 - `allocation_seconds`: each allocation takes this long to start, so allocation_count grows over time;
 - `ml_refresh_seconds`: the periodic refresh of the model-definition index (ES's default refresh_interval is 1):
   a definition part stored after the last part (whose write refreshes the index) becomes visible that long after
-  it was stored. Default 0: set it to 1 to see what ES shows a client that uploads the last part early.
+  it was stored. Default 1, as ES (0: late parts visible at once).
 """
 
 from __future__ import annotations
@@ -22,9 +22,8 @@ class Pace:
     reindex_docs_per_second: float | None = None
     max_allocations: int | None = None
     allocation_seconds: float = 0.0
-    # ES's periodic refresh is every 1s; 0 (the default until the engine sends the last part last, see
-    # tests/sandbox/test_ml_pace.py) makes late parts visible at once, as if the refresh were instantaneous
-    ml_refresh_seconds: float = 0.0
+    # ES's periodic refresh is every 1s (index.refresh_interval default); 0 makes late parts visible at once
+    ml_refresh_seconds: float = 1.0
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Pace:

@@ -38,6 +38,7 @@ ROUTE_MODULES = (
     "sandbox.indices.api",
     "sandbox.documents.api",
     "sandbox.search.api",
+    "sandbox.search.rank_eval",
     "sandbox.ml.api",
     "sandbox.inference.api",
     "sandbox.security.api",
@@ -64,7 +65,7 @@ def collect_routes() -> list[Route]:
 
 
 class Sandbox:
-    """A stand-in for an Elasticsearch 9.x cluster, served over HTTP on 127.0.0.1."""
+    """A stand-in for an Elasticsearch 9.x (or 8.19: sandbox/versions.py) cluster, served over HTTP on 127.0.0.1."""
 
     def __init__(self, *, version: str = DEFAULT_VERSION, api_keys: tuple[str, ...] = (),
                  users: dict[str, str] | None = None, state_file: str | os.PathLike | None = None):
@@ -165,6 +166,8 @@ class Sandbox:
         if rule is not None and rule.status:
             error = EsError(f"injected fault: {rule.status}", status=rule.status,
                             type=_FAULT_TYPES.get(rule.status, "exception"))
+            if rule.echo_settings:
+                error = self._echoed_settings(request, rule.status)
             response = self._json_response(request, error.body(), rule.status)
             fault_kind = "status"
         else:
@@ -174,6 +177,18 @@ class Sandbox:
                 self._dirty.set()
         self._record(request, response.status_code, started, fault_kind, write)
         return response(environ, start_response)
+
+    @staticmethod
+    def _echoed_settings(request: Request, status: int) -> EsError:
+        """ES's ServiceUtils.throwIfNotEmptyMap: the settings, values included, as a Java map."""
+        try:
+            body = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            body = {}
+        settings = body.get("service_settings") or {} if isinstance(body, dict) else {}
+        shown = ", ".join(f"{k}={v}" for k, v in settings.items())
+        return EsError(f"Configuration contains settings [{{{shown}}}] unknown to the [{body.get('service')}] service",
+                       status=status, type="status_exception")
 
     def _record(self, request: Request, status: int, started: float, fault: str | None, write: bool) -> None:
         self.log.add(method=request.method, path=request.path, query=request.query_string.decode(),
@@ -358,10 +373,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m sandbox", description="Run the Elasticsearch stand-in.")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9200)
-    parser.add_argument("--version", default=DEFAULT_VERSION, help="version reported by GET /")
+    parser.add_argument("--version", default=DEFAULT_VERSION,
+                        help="Elasticsearch version to run as: 8.19.x or 9.x (sandbox/versions.py)")
     parser.add_argument("--state-file", help="keep state in this JSON file across restarts")
     parser.add_argument("--api-key", action="append", default=[], help="bootstrap superuser API key (repeatable)")
     args = parser.parse_args(argv)
+    from sandbox.versions import check_supported
+
+    try:
+        check_supported(args.version)
+    except ValueError as exc:
+        parser.error(str(exc))
     sandbox = Sandbox(version=args.version, api_keys=tuple(args.api_key), state_file=args.state_file)
     print(f"sandbox (Elasticsearch {args.version} stand-in) listening on http://{args.host}:{args.port}", flush=True)
     sandbox.serve_forever(args.host, args.port)

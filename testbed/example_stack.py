@@ -29,7 +29,7 @@ LEDGER = "es-stack-ledger"
 IDENTITY_ID = "_ledger"
 # Variables the example stack reads (templates/settings.j2): cleared so a developer's shell cannot leak in.
 STACK_VARIABLES = ("RERANK_MODEL_PATH", "RERANK_MODEL_REVISION", "HF_TOKEN", "EXPECT_RERANK_TOP",
-                   "RERANK_NUM_ALLOCATIONS", "RERANK_NUM_THREADS", "MOVIES_SHARDS", "MOVIES_REPLICAS")
+                   "RERANK_NUM_ALLOCATIONS", "RERANK_NUM_THREADS", "MOVIES_SHARDS", "MOVIES_REPLICAS", "NAME_PREFIX")
 # A vocabulary this large makes the tiny model's TorchScript file ~2.5 MB: three 1 MiB definition parts, so an
 # interrupted upload can really leave a half-defined model (the default tiny model fits in one part).
 MULTI_PART_VOCAB = 19_000
@@ -53,7 +53,7 @@ class ExampleStack:
         from provisioning import load_manifests
 
         variables = {"RERANK_MODEL_PATH": str(self.model_path), **self.extra_vars}
-        return load_manifests(MANIFESTS, variables=variables, env_file_dir=self.workdir)
+        return load_manifests(MANIFESTS, variables=variables, env_file_dir=self.workdir, stack=self.stack)
 
     def cache_dir(self, fresh: bool = False) -> Path:
         """A cache whose `models/` is the session's traced artifacts and whose upload journals are this test's.

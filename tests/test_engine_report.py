@@ -70,8 +70,8 @@ def test_sensitive_values_never_appear():
 
 def test_json_is_stable_for_machines():
     data = plan_to_dict(sample_plan())
-    assert list(data) == ["format_version", "stack", "destroy", "has_changes", "summary", "hazards", "changes",
-                          "checks"]
+    assert list(data) == ["format_version", "stack", "destroy", "has_changes", "summary", "hazards", "warnings",
+                          "changes", "checks"]
     assert data["format_version"] == 2
     assert data["summary"] == {"create": 1, "update": 2, "replace": 1, "delete": 1, "noop": 1}
     assert data["hazards"] == [{"key": "documents/old-seed", "kind": "data_loss",

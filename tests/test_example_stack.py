@@ -121,6 +121,7 @@ def test_the_stack_declares_the_tutorials_five_kinds_and_names(load):
     assert sorted(stack) == sorted([
         f"index/{INDEX}", "documents/movies-seed", f"trained_model/{MODEL_ID}", f"inference_endpoint/{ENDPOINT}",
         "check/tutorial-1-query-string", "check/tutorial-2-multi-match", "check/tutorial-3-reranked",
+        "evaluation/movies-relevance",  # the relevance gate (tests/evaluation/test_example_evaluation.py)
     ])
     model = stack[f"trained_model/{MODEL_ID}"].spec
     assert model["task_type"] == "text_similarity"

@@ -180,7 +180,7 @@ def test_removed_index_is_deleted_but_not_while_it_holds_documents(es):
     apply([index("movies", SETTINGS, MOVIE_MAPPINGS), index("scratch", SETTINGS)], es)
     seed(es, "movies", 3)
     losing = make_plan([], ctx_for(es))  # planned and shown, refused by apply without the flag
-    assert [h.message for _, h in losing.hazards] == ["index/movies holds 3 documents; deleting it loses them"]
+    assert [h.message for _, h in losing.hazards] == ["holds 3 documents; deleting it loses them"]
     with pytest.raises(Refused, match="--allow-data-loss"):
         apply([], es)
     plan = make_plan([index("movies", SETTINGS, MOVIE_MAPPINGS)], ctx_for(es))

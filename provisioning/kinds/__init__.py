@@ -1,7 +1,7 @@
 """The registry: the only place in the engine that names the resource kinds.
 
 KINDS are reconciled by the planner (read, diff, operations). DECLARATIONS are every document type a manifest may
-hold: the kinds, plus checks (post-apply assertions: validated like a kind, never planned).
+hold: the kinds, plus checks and evaluations (post-apply assertions: validated like a kind, never planned).
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from provisioning.checks import CHECKS
+from provisioning.evaluation.declaration import EVALUATIONS
 from provisioning.kinds.base import Kind
 from provisioning.kinds.documents import DocumentsKind
 from provisioning.kinds.index import IndexKind
@@ -20,4 +21,4 @@ KINDS: dict[str, Kind[Any]] = {
     kind.name: kind
     for kind in (TrainedModelKind(), InferenceEndpointKind(), IndexKind(), DocumentsKind())
 }
-DECLARATIONS: dict[str, Any] = {**KINDS, CHECKS.name: CHECKS}
+DECLARATIONS: dict[str, Any] = {**KINDS, CHECKS.name: CHECKS, EVALUATIONS.name: EVALUATIONS}

@@ -81,3 +81,14 @@ class Kind(Protocol[Live]):
 
     def preflight(self, ctx: Any, change: Change) -> list[str]:
         """Refusals known at plan time that need the cluster's facts (e.g. ML capacity)."""
+
+    # ---- facts for the lifecycle's ownership rules (adoption, renames); the lifecycle decides, never the kind ----
+    def adopt(self, resource: Resource, live: Live, ctx: Any) -> Change:
+        """What adopting this existing object means, as facts: an "adopt" Change WITHOUT operations (adopting never
+        writes the object) carrying the differences from the manifest (planned normally once adopted), the `record`
+        that identifies the object later (is_recorded compares it) and a reason saying what is left unverified.
+        Raises Refused when the kind cannot be adopted."""
+
+    def rename(self, resource: Resource, old_name: str, live: Live, entry: dict[str, Any], ctx: Any) -> Change:
+        """The operations that give the owned object `old_name` the resource's name without replacing it, as a
+        "move" Change (and its `record`). Raises Refused when the kind cannot be renamed in place."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from provisioning.diffing import canonical_json
-from provisioning.errors import ManifestError, Problem
+from provisioning.errors import ManifestError, Problem, Refused
 from provisioning.kinds.base import NO_SLOT
 from provisioning.kinds.documents_data import (
     SCANNED,
@@ -247,3 +247,14 @@ class DocumentsKind:
 
     def preflight(self, ctx: Any, change: Change) -> list[str]:
         return []
+
+    # ---- facts for adoption and renames (lifecycle.py decides) ----------------------------------------------
+    def adopt(self, resource: Resource, live: DocumentsLive, ctx: Any) -> Change:
+        raise Refused(f"{resource.key} ({resource.source}): documents are not adopted: remove `adopt` (loading "
+                      f"them by id overwrites the documents already there, never duplicates them)")
+
+    def rename(self, resource: Resource, old_name: str, live: DocumentsLive, entry: dict[str, Any],
+               ctx: Any) -> Change:
+        return Change(self.name, resource.name, "move", resource=resource, live=live,
+                      diffs=[FieldDiff("name", old_name, resource.name)],
+                      reason=f"moved from documents/{old_name}: only its ownership record is re-keyed")

@@ -181,7 +181,8 @@ class IndexKind:
         return live.get("stack")
 
     def is_recorded(self, live: IndexLive, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
-        return True  # the marker on the physical index decides
+        """The recorded physical index (an index without our marker, adopted): not another one that took its name."""
+        return entry.get("physical") in (None, live["physical"])
 
     def describe(self, live: IndexLive) -> str:
         return "an index" if live["concrete"] else f"an alias over index {live['physical']}"
@@ -202,7 +203,8 @@ class IndexKind:
         spec, physical = resource.spec, live["physical"]
         diffs = (settings_diffs(spec.get("settings") or {}, live["settings"], previous.get("settings"))
                  + mapping_diffs(spec.get("mappings") or {}, live["mappings"], previous.get("mappings"))
-                 + alias_diffs(resource.name, spec.get("aliases") or {}, live["aliases"], previous.get("aliases")))
+                 + alias_diffs(None if live["concrete"] else resource.name, spec.get("aliases") or {},
+                               live["aliases"], previous.get("aliases")))
         if live.get("leftovers"):
             diffs.append(FieldDiff("leftover_indices", live["leftovers"], []))
         blocked = str(live["settings"].get("index.blocks.write", "false")).lower() == "true"
@@ -214,7 +216,10 @@ class IndexKind:
         cleanup = [Request("DELETE", f"/{segment(p)}", ignore=(404,)) for p in live.get("leftovers") or []]
         if any(d.forces_replacement for d in diffs):
             return self._replacement(change, resource, live, entry, ctx, cleanup)
-        if not diffs and ((live["mappings"].get("_meta") or {}).get("spec_hash") == spec_hash(spec)):
+        meta = live["mappings"].get("_meta") or {}
+        # the spec hash kept on the object is compared only on an index carrying our marker: an adopted index
+        # gets the marker with its first mapping update, not by adoption (which never writes the object)
+        if not diffs and (meta.get("managed_by") != MANAGED_BY or meta.get("spec_hash") == spec_hash(spec)):
             return change
         change.action = "update"
         change.operations = cleanup + self._update_requests(resource, live, diffs, ctx.stack)
@@ -229,9 +234,11 @@ class IndexKind:
         dropped = set(((entry or {}).get("applied") or {}).get("aliases") or {})
         # aliases somebody else put on the old index move along; ones we applied and the manifest dropped go
         foreign = {a: p for a, p in live["aliases"].items() if a not in ours and a not in dropped}
+        change.action, change.record = "replace", {"physical": new}
+        if live["concrete"]:
+            return self._migration(change, resource, live, new, forcing, {**foreign, **ours}, ctx, cleanup)
         actions = [{"remove": {"index": old, "alias": a}} for a in sorted(live["aliases"])]
         actions += [{"add": {"index": new, "alias": a, **p}} for a, p in {**foreign, **ours}.items()]
-        change.action, change.record = "replace", {"physical": new}
         change.reason = f"{', '.join(forcing)} cannot change in place: reindex into {new} and swap the alias"
         change.hazards.append(Hazard("interruption", f"writes to {resource.name} are refused while its documents "
                                                      f"are copied from {old} into {new} (searches go on)"))
@@ -242,6 +249,33 @@ class IndexKind:
                          f"(on failure {new} is deleted and {old} takes writes again)"),
             Request("POST", "/_aliases", body={"actions": actions}),  # atomic: readers switch at once
             Request("DELETE", f"/{segment(old)}", ignore=(404,)),
+        ]
+        return change
+
+    def _migration(self, change: Change, resource: Resource, live: IndexLive, new: str, forcing: list[str],
+                   aliases: dict[str, dict[str, Any]], ctx: Any, cleanup: list[Request]) -> Change:
+        """The replacement of a concrete index named like the resource (adopted): the documents are copied into
+        `<name>-000001`, then ONE `_aliases` request deletes the concrete index (`remove_index`) and makes its name
+        an alias of the new index. ES runs every remove_index of the request before its adds, and applies the
+        request as one cluster state update ("Update aliases and delete indices atomically",
+        https://www.elastic.co/docs/api/elasticsearch/operation/operation-indices-update-aliases; added by
+        elastic/elasticsearch#20064 to swap an index for an alias of the same name)."""
+        old = live["physical"]
+        change.reason = (f"{', '.join(forcing)} cannot change in place: migrate the concrete index {old} to the alias "
+                         f"scheme (reindex into {new}, then delete {old} and add the alias {resource.name} in one "
+                         f"_aliases request)")
+        change.hazards.append(Hazard("interruption", f"writes to {old} are refused while its documents are copied "
+                                                     f"into {new}; then {old} is deleted and the alias "
+                                                     f"{resource.name} added in one atomic _aliases request (requests "
+                                                     f"racing that swap may briefly find no {resource.name})"))
+        actions = [{"remove_index": {"index": old}}]
+        actions += [{"add": {"index": new, "alias": a, **p}} for a, p in aliases.items()]
+        change.operations = cleanup + [
+            self._create_request(resource, new, ctx.stack, aliases=False),
+            Step("reindex_and_count", {"source": old, "dest": new}, sends=REINDEX_SENDS,
+                 summary=f"block writes on {old}, copy its documents into {new}, check both counts agree "
+                         f"(on failure {new} is deleted and {old} takes writes again)"),
+            Request("POST", "/_aliases", body={"actions": actions}),
         ]
         return change
 
@@ -288,7 +322,7 @@ class IndexKind:
         count = live.get("doc_count")
         if count != 0:
             held = "may hold documents (counting them failed)" if count is None else f"holds {count} documents"
-            change.hazards.append(Hazard("data_loss", f"index/{name} {held}; deleting it loses them"))
+            change.hazards.append(Hazard("data_loss", f"{held}; deleting it loses them"))
         change.operations = [Request("DELETE", f"/{segment(p)}", ignore=(404,))
                              for p in [live["physical"], *(live.get("leftovers") or [])]]
         return change
@@ -298,6 +332,35 @@ class IndexKind:
 
     def preflight(self, ctx: Any, change: Change) -> list[str]:
         return []
+
+    # ---- facts for adoption and renames (lifecycle.py decides) ----------------------------------------------
+    def adopt(self, resource: Resource, live: IndexLive, ctx: Any) -> Change:
+        compared = self.diff(resource, live, None, ctx)
+        what = (f"the concrete index {live['physical']} (not behind an alias: it stays as it is; the first change "
+                f"that needs a new index migrates it to an alias over {physical_name(resource.name, 1)})"
+                if live["concrete"] else f"index {live['physical']} behind alias {resource.name}")
+        differs = (f"; {len(compared.diffs)} differences from the manifest are planned after adoption"
+                   if compared.diffs else "; settings, mappings and aliases match the manifest")
+        return Change(self.name, resource.name, "adopt", compared.diffs, resource=resource, live=live,
+                      record={"physical": live["physical"]},
+                      reason=f"{what}{differs}; its documents are not managed (not verified)")
+
+    def rename(self, resource: Resource, old_name: str, live: IndexLive, entry: dict[str, Any], ctx: Any) -> Change:
+        from provisioning.errors import Refused
+
+        if live["concrete"]:
+            raise Refused(f"{resource.key} ({resource.source}): moved_from index/{old_name}, a concrete index, cannot "
+                          f"be renamed without copying it; remove moved_from (the index is then replaced) or apply a "
+                          f"change that migrates it to an alias first")
+        physical = live["physical"]
+        # one _aliases request: the new name appears as the old one disappears (es-api-semantics.md, aliases)
+        actions = [{"add": {"index": physical, "alias": resource.name}},
+                   {"remove": {"index": physical, "alias": old_name}}]
+        return Change(self.name, resource.name, "move", resource=resource, live=live, record={"physical": physical},
+                      reason=f"moved from index/{old_name}: alias {old_name} over {physical} becomes "
+                             f"{resource.name} (same physical index, documents kept)",
+                      diffs=[FieldDiff("name", old_name, resource.name)],
+                      operations=[Request("POST", "/_aliases", body={"actions": actions})])
 
 
 # block, copy as a task and poll it, refresh, count (provisioning/reindex.py), and the clean-up of a failed copy

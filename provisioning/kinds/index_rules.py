@@ -158,9 +158,10 @@ def mapping_diffs(desired: dict[str, Any], live: dict[str, Any], previous: dict[
     return diffs
 
 
-def alias_diffs(name: str, desired: dict[str, Any], live: dict[str, Any], previous: dict[str, Any] | None
+def alias_diffs(name: str | None, desired: dict[str, Any], live: dict[str, Any], previous: dict[str, Any] | None
                 ) -> list[FieldDiff]:
-    want = {name: {}, **{a: normalise_alias(p) for a, p in (desired or {}).items()}}
+    """name None: a concrete index of the resource's name (adopted), which cannot also be an alias of itself."""
+    want = {**({name: {}} if name else {}), **{a: normalise_alias(p) for a, p in (desired or {}).items()}}
     diffs = []
     for alias, props in sorted(want.items()):
         have = live.get(alias)

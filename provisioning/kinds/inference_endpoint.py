@@ -18,7 +18,7 @@ import secrets as pysecrets
 from typing import Any, TypedDict
 
 from provisioning.diffing import MASK, canonical_json, declared_diffs, secret_hash
-from provisioning.errors import Problem
+from provisioning.errors import Problem, Refused
 from provisioning.kinds.base import NO_SLOT
 from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
 from provisioning.model_import.steps import WAIT_SENDS
@@ -266,9 +266,32 @@ class InferenceEndpointKind:
         return self._replacement(change, resource, change.live["endpoint"], values, salt,
                                  f"{dependency.key} is replaced; the endpoint is recreated to deploy the new model")
 
+    # ---- facts for adoption and renames (lifecycle.py decides) ----------------------------------------------
+    def adopt(self, resource: Resource, live: EndpointLive, ctx: Any) -> Change:
+        """Its non-secret settings are compared (the differences are planned as updates, or a replacement, once it
+        is adopted); write-only secrets cannot be read back, so they are unverified until they next change."""
+        compared = self.diff(resource, live, None, ctx)
+        unverified = "its secrets cannot be read back (unverified); " if resource.spec.get("secrets") else ""
+        differs = (f"{len(compared.diffs)} differences are planned after adoption" if compared.diffs
+                   else "its settings match the manifest")
+        return Change(KIND, resource.name, "adopt", compared.diffs, resource=resource, live=live,
+                      record=compared.record, reason=f"{unverified}{differs}")
+
+    def rename(self, resource: Resource, old_name: str, live: EndpointLive, entry: dict[str, Any],
+               ctx: Any) -> Change:
+        raise Refused(f"{resource.key} ({resource.source}): an inference endpoint id cannot be changed; remove "
+                      f"moved_from (the endpoint is created under the new id and inference_endpoint/{old_name} "
+                      f"deleted)")
+
     def preflight(self, ctx: Any, change: Change) -> list[str]:
+        """A create or replace needs its write-only secrets at apply; a plan (options.require_secrets false)
+        plans them as unknown instead: the marker carries no hash, and apply requires the variable."""
         if change.action in ("create", "replace") and change.resource is not None:
-            return [f"{change.key}: environment variable {ref['env']} is not set (secret {key})"
-                    for key, ref in (change.resource.spec.get("secrets") or {}).items()
-                    if not getattr(ctx, "environ", os.environ).get(ref["env"])]
+            missing = [(key, ref["env"]) for key, ref in (change.resource.spec.get("secrets") or {}).items()
+                       if not getattr(ctx, "environ", os.environ).get(ref["env"])]
+            if missing and not getattr(getattr(ctx, "options", None), "require_secrets", True):
+                unknown = ", ".join(f"{key} from {env}" for key, env in missing)
+                change.reason = f"{change.reason}; secret unknown ({unknown}): will be set at apply"
+                return []
+            return [f"{change.key}: environment variable {env} is not set (secret {key})" for key, env in missing]
         return []

@@ -122,7 +122,9 @@ class TrainedModelKind:
         return live.get("stack")
 
     def is_recorded(self, live: ModelLive, entry: dict[str, Any], desired: dict[str, Any] | None) -> bool:
-        return True  # the marker in the model's metadata decides
+        """A model without our marker (adopted) is the recorded one while its create_time is the recorded one: a
+        model deleted and uploaded again by hand under the same id is another model."""
+        return entry.get("create_time") in (None, live["config"].get("create_time"))
 
     def describe(self, live: ModelLive) -> str:
         return "a trained model"
@@ -149,7 +151,9 @@ class TrainedModelKind:
             change.record["upload_complete"] = False
             change.operations = [upload, *self._deployment_ops(resource, desired, {}, None)]
             return change
-        record = live["recorded"]
+        # what the model is known to be: what our upload recorded in its metadata; for a model uploaded otherwise
+        # (eland_import_hub_model), what its ownership record says was declared when it was adopted (unverified)
+        record = live["recorded"] or (entry or {}).get("identity") or {}
         if comparable(record) != comparable(identity):
             change.diffs = self._identity_diffs(record, identity)
             return self._replacement(change, resource, identity, desired, entry)
@@ -270,6 +274,36 @@ class TrainedModelKind:
 
     def dependency_changed(self, change: Change, dependency: Change, ctx: Any) -> Change:
         return change
+
+    # ---- facts for adoption and renames (lifecycle.py decides) ----------------------------------------------
+    def adopt(self, resource: Resource, live: ModelLive, ctx: Any) -> Change:
+        source = importer.source_of(resource)
+        try:
+            identity = source.identity()
+        except FileNotFoundError as exc:
+            raise Refused(f"{resource.key} ({resource.source}): {exc}") from exc
+        diffs: list[FieldDiff] = []
+        live_task = next(iter(live["config"].get("inference_config") or {}), None)
+        if live_task != resource.spec.get("task_type"):
+            diffs.append(FieldDiff("task_type", live_task, resource.spec.get("task_type"), forces_replacement=True))
+        desired = dep.desired_deployment(resource.spec.get("deployment"), resource.name)
+        deployment_diffs, _ = self._deployment_changes(resource, desired, live.get("deployments") or {}, None)
+        diffs += deployment_diffs
+        if live["recorded"]:
+            verified = "uploaded by es-stack (its provenance is in its metadata)"
+        else:
+            verified = ("its content is UNVERIFIED: it was uploaded without es-stack, so its metadata holds no "
+                        "provenance or checksum; it is kept as it is")
+        return Change(KIND, resource.name, "adopt", diffs, resource=resource, live=live,
+                      record={"identity": identity, "upload_complete": True,
+                              "deployment_id": desired["deployment_id"] if desired else None,
+                              "create_time": live["config"].get("create_time")},
+                      reason=f"{verified}; recorded as {source.describe()}, so a later change of source replaces "
+                             f"it" + (f"; {len(diffs)} differences are planned after adoption" if diffs else ""))
+
+    def rename(self, resource: Resource, old_name: str, live: ModelLive, entry: dict[str, Any], ctx: Any) -> Change:
+        raise Refused(f"{resource.key} ({resource.source}): a trained model id cannot be changed; remove moved_from "
+                      f"(the model is uploaded under the new id and trained_model/{old_name} deleted)")
 
     def preflight(self, ctx: Any, change: Change) -> list[str]:
         """A cluster without ML capacity is refused before any write (GET _ml/info)."""

@@ -169,7 +169,7 @@ def wait_ready(client: Any, model_id: str, deployment_id: str, timeout: float, *
                 f"{resource}: deployment {deployment_id} of model {model_id} is not {wait_for.replace('_', ' ')} "
                 f"after {timeout:.0f}s (last seen: {describe(last)}); check the cluster's ML capacity, raise "
                 f"--wait-timeout, or accept a partly allocated deployment with --wait-for started")
-        if reporter is not None and now - reported >= PROGRESS_EVERY:
+        if reporter is not None and now - reported >= getattr(reporter, "interval", PROGRESS_EVERY):
             reporter.info(f"{resource}: waiting for deployment {deployment_id} to be {wait_for.replace('_', ' ')} "
                           f"({now - started:.0f}s): {describe(last)}")
             reported = now

@@ -35,7 +35,8 @@ class UnsupportedModel(ProvisioningError):
 
 
 def es_version(client: Any, info: dict[str, Any] | None = None) -> tuple[int, int, int]:
-    """The cluster's version as eland wants it (eland/cli/eland_import_hub_model.py: check_cluster_version)."""
+    """The cluster's version as eland's TransformerModel wants it (`es_version`; eland/cli/eland_import_hub_model.py
+    check_cluster_version reads it the same way). 8.15+ and 9.x: provisioning/versions.py eland_es_version."""
     info = info if info is not None else client.info().body
     version = info.get("version", {})
     if version.get("build_flavor") == "serverless":  # serverless is always compatible: eland's own version
@@ -47,10 +48,13 @@ def es_version(client: Any, info: dict[str, Any] | None = None) -> tuple[int, in
     match = re.match(r"^(\d+)\.(\d+)\.(\d+)", number)
     if not match:
         raise ConfigError(f"cannot read the Elasticsearch version from GET / (got {number!r})")
-    parsed = tuple(int(x) for x in match.groups())
-    if parsed[0] < 9:
-        raise ConfigError(f"eland {_eland_version()} needs Elasticsearch 9.x; the cluster runs {number}")
-    return parsed  # type: ignore[return-value]
+    parsed: tuple[int, int, int] = tuple(int(x) for x in match.groups())  # type: ignore[assignment]
+    from provisioning.versions import MINIMUM, eland_es_version, show
+
+    if parsed < MINIMUM:
+        raise ConfigError(f"es-stack traces models for Elasticsearch {show(MINIMUM)} or later (eland "
+                          f"{_eland_version()}); the cluster runs {number}")
+    return eland_es_version(parsed)
 
 
 def _eland_version() -> str:

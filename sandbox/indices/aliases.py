@@ -27,8 +27,10 @@ def _unsupported(value: Any, field: str, alias: str) -> IllegalArgument:
     return IllegalArgument(f"Unsupported {kind} type value [{shown}] for field [{field}] in alias [{alias}]")
 
 
-def parse_alias(alias: str, body: Any, *, allowed_extra: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Alias properties as ES stores them: filter, index_routing, search_routing, is_write_index, is_hidden."""
+def parse_alias(alias: str, body: Any, *, allowed_extra: tuple[str, ...] = (),
+                string_booleans: bool = False) -> dict[str, Any]:
+    """Alias properties as ES stores them: filter, index_routing, search_routing, is_write_index, is_hidden.
+    string_booleans: 8.x at index creation took "true"/"false" for is_write_index (sandbox/versions.py)."""
     if body is None:
         return {}
     if not isinstance(body, dict):
@@ -58,6 +60,8 @@ def parse_alias(alias: str, body: Any, *, allowed_extra: tuple[str, ...] = ()) -
         elif key in ("is_write_index", "is_hidden"):
             if value is None:
                 continue
+            if string_booleans and key == "is_write_index" and value in ("true", "false"):
+                value = value == "true"
             if not isinstance(value, bool):
                 raise _unsupported(value, key, alias)
             props[key] = value

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from sandbox import versions
 from sandbox.errors import EsError, IllegalArgument, Unsupported
 from sandbox.http import EsRequest, Reply, Route
 from sandbox.indices import api_aliases, api_blocks, api_templates
@@ -88,6 +89,8 @@ def get_index(sb: Any, req: EsRequest, index: str) -> dict:
             entry["aliases"] = store(sb).aliases_of(item.name)
         if "mappings" in features:
             entry["mappings"] = copy.deepcopy(item.mappings)
+        elif versions.get_index_keeps_empty_mappings(sb.cluster.version):
+            entry["mappings"] = {}  # 8.x (sandbox/versions.py DIFFERENCES get_index_features)
         if "settings" in features:
             entry["settings"] = settings_view(sb, item, req)
             if req.flag("include_defaults"):

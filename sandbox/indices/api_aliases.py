@@ -126,10 +126,15 @@ def update_aliases(sb: Any, req: EsRequest) -> dict:
         raise ActionRequestValidation("Must specify at least one alias action")
     store = _store(sb)
     plan = _Plan(store)
-    results = []
-    for entry in body["actions"]:
-        kind, parsed = _parse_action(entry)
-        results.append(_apply(store, plan, kind, parsed))
+    parsed_actions = [_parse_action(entry) for entry in body["actions"]]
+    # ES runs every remove_index of the request first, whatever its place in the array, so an index can be replaced
+    # by an alias of its name in one request (MetadataIndexAliasesService#applyAliasActions; "Every remove_index
+    # action in the request runs first", https://www.elastic.co/docs/api/elasticsearch/operation/operation-indices-update-aliases)
+    order = sorted(range(len(parsed_actions)), key=lambda i: parsed_actions[i][0] != "remove_index")
+    results: list[dict[str, Any]] = [{}] * len(parsed_actions)
+    for i in order:
+        kind, parsed = parsed_actions[i]
+        results[i] = _apply(store, plan, kind, parsed)
     plan.validate()
     plan.commit()
     errors = any(r["status"] != 200 for r in results)
@@ -152,7 +157,7 @@ def _apply(store: IndexStore, plan: _Plan, kind: str, parsed: dict[str, Any]) ->
         props = parse_alias(aliases[0], {k: v for k, v in spec.items() if k not in _ADD_EXTRA})
         for alias in aliases:
             validate_alias_name(alias)
-            if alias in store.indices:
+            if alias in store.indices and alias not in plan.removed:
                 raise InvalidAliasName(alias, "an index or data stream exists with the same name as the alias")
             for index in indices:
                 plan.add(index, alias, props)

@@ -24,6 +24,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox import versions
 from sandbox.errors import (
     EsError,
     IllegalArgument,
@@ -323,7 +324,8 @@ class IndexStore:
             validate_alias_name(alias)
             if alias == name or alias in self.indices:
                 raise InvalidAliasName(alias, "an index or data stream exists with the same name as the alias")
-            aliases[alias] = parse_alias(alias, props)
+            aliases[alias] = parse_alias(alias, props,
+                                         string_booleans=versions.alias_string_booleans(self.cluster.version))
             self._check_single_writer(alias, name, aliases[alias])
         index = Index(name)
         settings.setdefault("index.number_of_shards", "1")

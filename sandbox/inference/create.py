@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import TYPE_CHECKING, Any
 
+from sandbox import versions
 from sandbox.errors import EsError, ResourceAlreadyExists, ResourceNotFound, StatusException
 from sandbox.inference import services as svc
 from sandbox.inference.preconfigured import PRECONFIGURED
@@ -50,6 +51,7 @@ def create_endpoint(store: InferenceStore, inference_id: str, path_task_type: st
                       type="illegal_argument_exception")
     if not svc.known_service(service):
         raise StatusException(f"Unknown service [{service}]", 400)
+    versions.check_inference_body(store.cluster.version, service, body)  # 8.x refusals (sandbox/versions.py)
     if inference_id in PRECONFIGURED:
         raise StatusException(f"[{inference_id}] is a reserved inference ID. Cannot create a new inference endpoint "
                               f"with a reserved ID.", 400)

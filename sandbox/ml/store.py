@@ -23,6 +23,7 @@ from typing import Any
 from sandbox.errors import ActionRequestValidation, EsError, ResourceAlreadyExists, ResourceNotFound, StatusException
 from sandbox.ids import now_millis
 from sandbox.ml.config import build_config, check_model_id, lang_ident_config
+from sandbox.ml.deployments import Deployments
 
 LANG_IDENT = "lang_ident_model_1"
 # Models ES downloads itself (model packages); the sandbox has no network, so their download never finishes.
@@ -123,8 +124,6 @@ DEFAULT_ML_PROCESSORS = 2
 
 class MlStore:
     def __init__(self, cluster: Any):
-        from sandbox.ml.deployments import Deployments
-
         self.cluster = cluster
         self.deployments = Deployments(self)
         self.reset()

@@ -48,6 +48,7 @@ ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
     # cluster_api
     ("GET", "/"): _c("cluster:monitor/main"),  # TransportMainAction (RestMainAction)
     ("HEAD", "/"): _c("cluster:monitor/main"),
+    ("GET", "/_license"): _c("cluster:monitor/xpack/license/get"),  # GetLicenseAction
     ("GET", "/_cluster/state"): _c("cluster:monitor/state"),  # ClusterStateAction
     ("GET", "/_cluster/health"): _c("cluster:monitor/health"),  # TransportClusterHealthAction
     ("GET", "/_cluster/health/<index>"): _c("cluster:monitor/health"),
@@ -67,6 +68,11 @@ ROUTE_ACTIONS: dict[tuple[str, str], Action] = {
     ("POST", "/_msearch"): Action("indices:data/read/msearch", "msearch"),
     ("GET", "/<index>/_msearch"): Action("indices:data/read/msearch", "msearch"),
     ("POST", "/<index>/_msearch"): Action("indices:data/read/msearch", "msearch"),
+    # RankEvalPlugin.ACTION; TransportRankEvalAction then runs each search as the caller (one msearch)
+    ("GET", "/_rank_eval"): _i("indices:data/read/rank_eval"),
+    ("POST", "/_rank_eval"): _i("indices:data/read/rank_eval"),
+    ("GET", "/<index>/_rank_eval"): _i("indices:data/read/rank_eval"),
+    ("POST", "/<index>/_rank_eval"): _i("indices:data/read/rank_eval"),
     # inference (x-pack inference: GetInferenceModelAction, PutInferenceModelAction, UpdateInferenceModelAction,
     # DeleteInferenceEndpointAction, InferenceAction)
     ("GET", "/_inference"): _c("cluster:monitor/xpack/inference/get"),
