@@ -1,28 +1,31 @@
-"""Benchmark (issue 4): upload the same traced model through our concurrent uploader and through eland's
-sequential `PyTorchModel.put_model`, against an in-process sandbox with injected latency per request.
+"""Benchmark (issues 4, 14): the WHOLE upload of a traced model (config, definition parts, vocabulary) by the tool at
+its defaults vs eland's `PyTorchModel.import_model` (what `eland_import_hub_model` runs), against a sandbox in its own
+process with 0 and 20 ms of latency per request.
 
-    .venv/bin/python bench/upload_ratio.py [--workers 8] [--latency-ms 20] [--cache-dir .cache/es-stack]
+    .venv/bin/python bench/upload_ratio.py [--latencies 0,20] [--repeat 3] [--workers default,4,16]
 
 The model is a random-weight BERT cross-encoder with the dimensions of cross-encoder/ms-marco-MiniLM-L-6-v2
-(hidden 384, 6 layers, 12 heads, intermediate 1536, vocab 30522): about 90 MB traced, so about 90 parts of 1 MiB.
-It is built and traced once, then reused from the cache directory. Both runs send the config first (untimed) and
-time the definition parts only: what put_model does. Target: ratio >= 4 with 8 workers.
+(hidden 384, 6 layers, 12 heads, intermediate 1536, vocab 30522): about 90 MB traced, 87 parts of 1 MiB. It is built
+and traced once, then reused from the cache directory. Our side is `upload()` as apply runs it: config, parts at the
+default number of workers (or each of --workers), the definition_status check, vocabulary. Runs alternate (ours,
+eland, ours, ...) so a burst of load on the machine hits both alike; medians are compared. One line per case, then
+the ratio eland / ours per latency.
 
-The sandbox runs in its own process by default, as Elasticsearch would: served from this process it would share
-the GIL with the uploader's threads, and its per-part CPU (JSON parsing and base64 decoding of 1 MiB, about
-6 ms) would bound the concurrent upload instead of the network latency (`--in-process` shows that case).
+The sandbox runs in its own process, as Elasticsearch would: served from this process it would share the GIL with
+the uploader's threads (`--in-process` shows that case).
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
+import json
+import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _harness import ROOT, median, runs, set_latency, start_sandbox
 
 
 def traced_model(cache_dir: Path):
@@ -43,99 +46,70 @@ def traced_model(cache_dir: Path):
     return tracing.trace(source, cache=cache, key=key, identity=identity, version=(9, 1, 0), label="bench")
 
 
-def start_sandbox(*, in_process: bool):
-    """(stop, url) of a sandbox: a thread of this process, or `python -m sandbox` in its own process."""
-    if in_process:
-        from sandbox.server import Sandbox
-
-        sandbox = Sandbox().start()
-        return sandbox.stop, sandbox.url
-    import socket
-    import subprocess
-    import urllib.request
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "sandbox", "--port", str(port)], cwd=ROOT,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(url, timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("the sandbox process did not start") from None
-            time.sleep(0.1)
-
-    def stop() -> None:
-        process.terminate()
-        process.wait(timeout=10)
-
-    return stop, url
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--latencies", default="0,20", help="ms per request, comma-separated")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each upload; medians are compared")
-    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--workers", default="default",
+                        help="ours with these worker counts ('default': what apply uses), comma-separated")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "es-stack")
     parser.add_argument("--in-process", action="store_true",
-                        help="serve the sandbox from this process (shares the GIL with the uploader's threads) "
-                             "instead of its own process, as a real cluster would be")
+                        help="serve the sandbox from this process (shares the GIL with the uploader's threads)")
     args = parser.parse_args(argv)
-
-    import logging
 
     from eland.ml.pytorch import PyTorchModel
     from elasticsearch import Elasticsearch
 
-    from provisioning.model_import.upload import definition_status, total_parts, upload_parts
+    from provisioning.model_import.upload import definition_status, total_parts, upload, upload_workers
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access-log line per request (as tasks.py does)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("eland").setLevel(logging.WARNING)
     artifact = traced_model(args.cache_dir)
     parts = total_parts(artifact.size)
     print(f"traced model: {artifact.size / 1e6:.1f} MB, {parts} parts of 1 MiB, sha256 {artifact.sha256[:12]}")
+    files = Path(tempfile.mkdtemp(prefix="upload-bench-"))
+    (files / "config.json").write_text(json.dumps(artifact.config))
+    (files / "vocabulary.json").write_text(json.dumps(artifact.vocabulary))
+    worker_counts = [upload_workers() if w == "default" else int(w) for w in args.workers.split(",")]
 
     stop, url = start_sandbox(in_process=args.in_process)
+    results: dict[tuple[float, str], list[float]] = {}
     try:
-        client = Elasticsearch(url, request_timeout=120, connections_per_node=max(10, args.workers))
-        client.perform_request("PUT", "/_sandbox/faults", body={"latency_ms": args.latency_ms},
-                               headers={"content-type": "application/json"})
+        client = Elasticsearch(url, request_timeout=120, connections_per_node=max(10, *worker_counts))
+        for latency in (float(x) for x in args.latencies.split(",")):
+            set_latency(client, latency)
+            for run in range(args.repeat):
+                for workers in worker_counts:
+                    model_id = f"bench-ours-{workers}-{run}"
+                    started = time.perf_counter()
+                    upload(client, model_id, artifact, artifact.config, workers=workers)
+                    results.setdefault((latency, f"ours, {workers} workers"), []).append(
+                        time.perf_counter() - started)
+                    assert definition_status(client, model_id)["fully_defined"], "our upload is incomplete"
+                    client.ml.delete_trained_model(model_id=model_id, force=True)  # keep the sandbox's memory small
 
-        ours_runs, eland_runs = [], []
-        for run in range(args.repeat):  # alternate, so a burst of load on the machine hits both alike
-            model_id = f"bench-ours-{run}"
-            client.ml.put_trained_model(model_id=model_id, body=artifact.config)
-            started = time.perf_counter()
-            upload_parts(client, model_id, artifact, workers=args.workers)
-            ours_runs.append(time.perf_counter() - started)
-            assert definition_status(client, model_id)["fully_defined"], "our upload is incomplete"
-            client.ml.delete_trained_model(model_id=model_id, force=True)  # keep the sandbox's memory small
-
-            model_id = f"bench-eland-{run}"
-            client.ml.put_trained_model(model_id=model_id, body=artifact.config)
-            started = time.perf_counter()
-            PyTorchModel(client, model_id).put_model(str(artifact.model_file))
-            eland_runs.append(time.perf_counter() - started)
-            assert definition_status(client, model_id)["fully_defined"], "eland's upload is incomplete"
-            client.ml.delete_trained_model(model_id=model_id, force=True)
+                model_id = f"bench-eland-{run}"
+                started = time.perf_counter()
+                PyTorchModel(client, model_id).import_model(model_path=str(artifact.model_file),
+                                                            config_path=str(files / "config.json"),
+                                                            vocab_path=str(files / "vocabulary.json"))
+                results.setdefault((latency, "eland import_model"), []).append(time.perf_counter() - started)
+                assert definition_status(client, model_id)["fully_defined"], "eland's upload is incomplete"
+                client.ml.delete_trained_model(model_id=model_id, force=True)
+            set_latency(client, 0)
         client.close()
     finally:
         stop()
 
-    ours, sequential = statistics.median(ours_runs), statistics.median(eland_runs)
-    ratio = sequential / ours
     where = "in this process" if args.in_process else "in its own process"
-    print(f"sandbox {where}, latency {args.latency_ms:.0f} ms per request, {parts} definition parts")
-    runs = lambda values: ", ".join(f"{v:.2f}" for v in values)  # noqa: E731
-    print(f"ours ({args.workers} workers):                     {ours:7.2f} s  (median of {runs(ours_runs)})")
-    print(f"eland PyTorchModel.put_model (sequential): {sequential:7.2f} s  (median of {runs(eland_runs)})")
-    print(f"ratio: {ratio:.1f}x (target >= 4x) {'OK' if ratio >= 4 else 'BELOW TARGET'}")
+    print(f"whole upload (config, {parts} parts, vocabulary); sandbox {where}; median of {args.repeat}")
+    for (latency, case), values in results.items():
+        print(f"{latency:>4.0f} ms  {case:<24} {median(values):7.2f} s  ({runs(values)})")
+    default = f"ours, {upload_workers()} workers"
+    for latency in sorted({k[0] for k in results}):
+        ours = results.get((latency, default)) or results[(latency, f"ours, {worker_counts[0]} workers")]
+        ratio = median(results[(latency, "eland import_model")]) / median(ours)
+        print(f"ratio at {latency:.0f} ms: eland import_model / ours at the defaults = {ratio:.1f}x")
     return 0
 
 

@@ -680,6 +680,7 @@ APPLY_HELP = {
     "lock_timeout": LOCK_HELP,
     "junit": "write the check results to this file as JUnit XML",
     "markdown": "write the plan and the check results to this file as Markdown ($GITHUB_STEP_SUMMARY: appended to)",
+    "upload_workers": "model definition parts uploaded at once (default $ES_STACK_UPLOAD_WORKERS, else 8)",
 }
 
 
@@ -688,7 +689,7 @@ APPLY_HELP = {
 def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, es_version=None, yes=False, parallelism=4,
           allow_data_loss=False, json=False, wait_timeout=600, plan=None, show_requests=False,
           wait_for="fully_allocated", lock_timeout=0, junit=None, markdown=None, no_color=False, quiet=False,
-          verbose=False, debug=False):
+          verbose=False, debug=False, upload_workers=None):
     """Converge the cluster to the manifests: plan, confirm, apply exactly that plan, verify, run checks."""
     from provisioning import converge
 
@@ -699,7 +700,8 @@ def apply(c, env=None, var=None, manifests=None, stack=None, sandbox=False, es_v
         if wait_for not in WAIT_FOR:
             raise ConfigError(f"--wait-for must be one of {', '.join(WAIT_FOR)}, not {wait_for!r}")
         options = dict(parallelism=int(parallelism), allow_data_loss=allow_data_loss,
-                       wait_timeout=float(wait_timeout), wait_for=wait_for)
+                       wait_timeout=float(wait_timeout), wait_for=wait_for,
+                       upload_workers=int(upload_workers) if upload_workers else None)
         shown = {}
         show = _show_into(shown, json, show_requests)
         if plan:

@@ -53,7 +53,7 @@ class Options:
     wait_for: str = "fully_allocated"  # deployments: "fully_allocated" (Elastic's advice) or "started"
     parallelism: int = 4  # independent changes applied at once
     allow_data_loss: bool = False  # destroy/delete may remove indices that hold documents
-    upload_workers: int = 4  # concurrent model definition part uploads
+    upload_workers: int | None = None  # parts uploaded at once (None: $ES_STACK_UPLOAD_WORKERS or upload.py default)
     cache_dir: Path = field(default_factory=lambda: Path(".cache") / "es-stack")  # traced models, downloads
     require_secrets: bool = True  # False for plan/status: a missing write-only secret is planned as unknown
     lock_lease: float | None = None  # seconds the stack lock outlives a dead run (None: $ES_STACK_LOCK_LEASE or 60)

@@ -21,6 +21,7 @@ from provisioning.kinds import KINDS
 from provisioning.licence import licence_warnings
 from provisioning.model import Change, Plan, Resource, SourceLocation
 from provisioning.preflight import server_preflight
+from provisioning.read_batch import batched_reads
 
 KIND_ORDER = {name: i for i, name in enumerate(KINDS)}
 
@@ -46,16 +47,19 @@ class StackPlan(Plan):
 
 def _read_all(resources: list[Resource], ctx: Any) -> dict[str, dict[str, Any]]:
     live: dict[str, dict[str, Any]] = {}
-    for kind_name, kind in KINDS.items():
-        declared = [r for r in resources if r.kind == kind_name]
-        owned = ctx.ledger.owned(kind_name)
-        if not declared and not owned:
-            continue
-        try:
-            live[kind_name] = kind.read(ctx, declared, owned)
-        except ApiError as exc:
-            raise api_error(exc, resource=f"{kind_name} (reading)", doing=f"reading the live {kind_name} objects") \
-                from exc
+    reading = "the cluster"
+    try:
+        with batched_reads(ctx):  # the kinds' searches (document counts) go in ONE _msearch after their reads
+            for kind_name, kind in KINDS.items():
+                declared = [r for r in resources if r.kind == kind_name]
+                owned = ctx.ledger.owned(kind_name)
+                if not declared and not owned:
+                    continue
+                reading = kind_name
+                live[kind_name] = kind.read(ctx, declared, owned)
+            reading = "index and documents"
+    except ApiError as exc:
+        raise api_error(exc, resource=f"{reading} (reading)", doing=f"reading the live {reading} objects") from exc
     return live
 
 

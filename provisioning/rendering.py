@@ -89,6 +89,8 @@ def line_map(source: str, rendered: str) -> list[int]:
     result = [1] * len(out)
     if not numbers:
         return result
+    if src == out:  # nothing templated (a plain YAML file): every line is itself, no alignment needed
+        return numbers
     keys = [_yaml_key(line) for line in src]
     matcher = difflib.SequenceMatcher(a=src, b=out, autojunk=False)
     for tag, a0, a1, b0, b1 in matcher.get_opcodes():

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Iterator
+from functools import cache
 from typing import Any
 
 from jsonschema import Draft202012Validator, ValidationError, validators
@@ -46,6 +47,7 @@ def _close_keys(validator, value, instance, schema) -> Iterator[ValidationError]
 SchemaValidator = validators.extend(Draft202012Validator, {"x-closeKeys": _close_keys})
 
 
+@cache
 def envelope_schema() -> dict[str, Any]:
     return {
         "type": "object",
@@ -94,10 +96,24 @@ def _listing(options: list[Any], limit: int = 12) -> str:
 def schema_problems(instance: Any, schema: dict[str, Any], prefix: str,
                     locate: Callable[[str], SourceLocation]) -> list[Problem]:
     """Every schema error as a Problem at the line of the offending key (`prefix` is the path of `instance`)."""
+    validator = _validator(schema)
+    if validator.is_valid(instance):  # the common case: no error tree to build
+        return []
     problems = []
-    for error in SchemaValidator(schema).iter_errors(instance):
+    for error in validator.iter_errors(instance):
         problems += _error_problems(error, prefix, locate)
     return problems
+
+
+_VALIDATORS: dict[int, tuple[dict[str, Any], Any]] = {}
+
+
+def _validator(schema: dict[str, Any]) -> Any:
+    """One validator per schema object (its references resolved once, not per resource)."""
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = _VALIDATORS[id(schema)] = (schema, SchemaValidator(schema))
+    return cached[1]
 
 
 def _join(prefix: str, parts: list[Any]) -> str:

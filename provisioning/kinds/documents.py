@@ -1,34 +1,41 @@
-"""Kind `documents`: seed documents bulk-loaded from a JSON or NDJSON file or URL, idempotent by id.
+"""Kind `documents`: seed documents bulk-loaded from a JSON or NDJSON file or URL (gzip too), idempotent by id.
 
 The ownership record keeps, per loaded document, its id and a short hash of its content (up to MAX_TRACKED
 documents), so the plan lists exactly which ids are added, changed and removed without transferring a document.
-Whether they are still in place is ONE `_msearch` for every resource: per resource a `size: 0` search with an
-`ids` query over its declared ids in its target index; `hits.total` says how many exist (documents deleted by
-someone, or an index recreated empty, show up as missing). Removing documents (from the data file, or the whole
-resource) is data loss: shown, and refused by apply without --allow-data-loss.
+Above MAX_TRACKED the record is constant-size: the hash of the whole content and the count.
+Whether they are still in place is ONE `_msearch` for every resource (shared with the index kind's counts): per
+resource a `size: 0` search with an `ids` query over its declared ids in its target index (above MAX_TRACKED: a
+`match_all` count); `hits.total` says how many exist (documents deleted by someone, or an index recreated empty,
+show up as missing). Data files are streamed, never read whole. Removing documents (from the data file, or the
+whole resource) is data loss: shown, and refused by apply without --allow-data-loss.
 """
 
 from __future__ import annotations
 
 import hashlib
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypedDict
 
-from provisioning.diffing import canonical_json, spec_hash
+from provisioning.diffing import canonical_json
 from provisioning.errors import ManifestError, Problem, Refused
 from provisioning.kinds.base import NO_SLOT
 from provisioning.kinds.documents_data import (
+    SCANNED,
     DataFileError,
+    Desired,
+    Scan,
     check_documents,
     data_format,
     field_value,
-    is_url,
+    iter_source,
     read_source,
+    remember,
     resolve_source,
+    scan_key,
 )
 from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
 from provisioning.operations import segment
+from provisioning.read_batch import add_search, send_unbatched
 from provisioning.report import hits_total
 
 MAX_IDS_QUERY = 10_000
@@ -37,28 +44,45 @@ SHOWN_IDS = 10
 BULK_SENDS = ("PUT /_bulk", "POST /_bulk")
 
 
-@lru_cache(maxsize=64)
-def _cached(source: str, fmt: str, stamp: tuple[int, int] | None) -> list[Any]:
-    return read_source(source, fmt)
+def scan_source(source: str | Path, fmt: str, id_field: str) -> tuple[Desired, int, int | None]:
+    """One streamed pass over a data file: (Desired, entries without an id, position of the first)."""
+    scan = Scan(id_field, MAX_TRACKED)
+    for _, doc in iter_source(source, fmt):
+        scan.add(doc)
+    return scan.result()
 
 
-def load_documents(resource: Resource) -> list[dict[str, Any]]:
-    """The documents of a resource, from its file (relative to the manifest; parsed by documents_data, the same
-    reader load-time validation uses) or its http(s) URL (fetched at plan/apply time only)."""
+def scanned(source: str, fmt: str, id_field: str) -> tuple[Desired, int, int | None]:
+    """scan_source, remembered per file version in this process (validation, plan and apply of one run read a
+    file once between them: load-time validation records the scan it made alongside its checks)."""
+    key = scan_key(source, fmt, id_field, MAX_TRACKED)
+    if key not in SCANNED:
+        remember(key, scan_source(source, fmt, id_field))
+    return SCANNED[key]
+
+
+def desired_state(resource: Resource) -> Desired:
+    """The data file of a resource (relative to the manifest; parsed by documents_data, the same reader load-time
+    validation uses) or its http(s) URL (fetched at plan/apply time only), streamed."""
     source = str(resolve_source(resource))
+    id_field = resource.spec["id_field"]
     try:
-        stat = None if is_url(source) else Path(source).stat()
-        docs = _cached(source, data_format(resource), (stat.st_mtime_ns, stat.st_size) if stat else None)
+        desired, bad, first_bad = scanned(source, data_format(resource), id_field)
     except (OSError, ValueError, DataFileError) as exc:
         raise ManifestError([Problem(resource.source.file, resource.source.line,
                                      f"documents/{resource.name}: cannot read {source}: {exc}")]) from exc
-    id_field = resource.spec["id_field"]
-    bad = [i for i, d in enumerate(docs) if not isinstance(d, dict) or field_value(d, id_field) in (None, "")]
     if bad:
         raise ManifestError([Problem(resource.source.file, resource.source.line,
-                                     f"documents/{resource.name}: {len(bad)} entries in {source} are not objects "
-                                     f"with `{id_field}` (first at position {bad[0]})", "every document needs an id")])
-    return docs
+                                     f"documents/{resource.name}: {bad} entries in {source} are not objects "
+                                     f"with `{id_field}` (first at position {first_bad})",
+                                     "every document needs an id")])
+    return desired
+
+
+def load_documents(resource: Resource) -> list[dict[str, Any]]:
+    """Every document of a resource, in a list (small data only; planning and loading stream)."""
+    desired_state(resource)  # the same checks
+    return read_source(str(resolve_source(resource)), data_format(resource))
 
 
 def doc_id(resource: Resource, doc: dict[str, Any]) -> str:
@@ -67,13 +91,6 @@ def doc_id(resource: Resource, doc: dict[str, Any]) -> str:
 
 def doc_hash(doc: Any) -> str:
     return hashlib.sha256(canonical_json(doc).encode()).hexdigest()[:12]
-
-
-def desired_state(resource: Resource) -> tuple[dict[str, str], str]:
-    """{id: content hash} of the data file (the last document of an id wins, as a bulk does), and its hash."""
-    docs = load_documents(resource)
-    hashes = {doc_id(resource, d): doc_hash(d) for d in docs}
-    return hashes, spec_hash(docs)
 
 
 def _listed(ids: list[str]) -> str:
@@ -99,7 +116,7 @@ class DocumentsKind:
 
     def validate(self, resource: Resource, resources: dict[str, Resource]) -> list[Problem]:
         # file exists and parses, every document has its id, values fit the declared target index's mapping
-        return check_documents(resource, resources)
+        return check_documents(resource, resources, MAX_TRACKED)
 
     # ---- read: ONE _msearch for every loaded resource -----------------------------------------------------------
     def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, DocumentsLive]:
@@ -107,16 +124,19 @@ class DocumentsKind:
             name: {"index": (entry.get("applied") or {}).get("index") or entry.get("index")}
             for name, entry in owned.items()}
         loaded = [r for r in resources if r.name in owned]
-        searches: list[dict[str, Any]] = []
         for resource in loaded:
-            ids = sorted(desired_state(resource)[0])
-            query = {"ids": {"values": ids}} if len(ids) <= MAX_IDS_QUERY else {"match_all": {}}
-            searches += [{"index": resource.spec["index"], "ignore_unavailable": True},
-                         {"size": 0, "track_total_hits": True, "query": query}]
-        if searches:
-            responses = ctx.client.msearch(searches=searches)["responses"]
-            for resource, response in zip(loaded, responses, strict=True):
-                live[resource.name]["present"] = hits_total(response)  # size 0: 0 when the search failed
+            hashes = desired_state(resource).hashes
+            # up to MAX_TRACKED documents: which declared ids exist; above, how many documents the index holds
+            # (a count, whatever the number of documents: no document and no id is transferred)
+            query = {"ids": {"values": sorted(hashes)}} if hashes is not None and len(hashes) <= MAX_IDS_QUERY \
+                else {"match_all": {}}
+
+            def fill(response: dict[str, Any], item: DocumentsLive = live[resource.name]) -> None:
+                item["present"] = hits_total(response)  # size 0: 0 when the search failed
+
+            add_search(ctx, {"index": resource.spec["index"], "ignore_unavailable": True},
+                       {"size": 0, "track_total_hits": True, "query": query}, fill)
+        send_unbatched(ctx)  # within a plan, the plan's one _msearch (read_batch.py) carries them
         return live
 
     def marker(self, live: DocumentsLive) -> str | None:
@@ -133,14 +153,19 @@ class DocumentsKind:
 
     # ---- diff (pure): the operations ------------------------------------------------------------------------------
     def diff(self, resource: Resource, live: DocumentsLive | None, entry: dict[str, Any] | None, ctx: Any) -> Change:
-        hashes, content_hash = desired_state(resource)
+        desired = desired_state(resource)
+        # above MAX_TRACKED documents the record is constant-size (content hash and count, no ids): a changed file
+        # reloads every document (idempotent by id) and cannot name the ids it added, changed or removed
+        tracked, count, content_hash = desired.hashes is not None, desired.count, desired.content_hash
+        hashes = desired.hashes or {}
         target = resource.spec["index"]
         change = Change(self.name, resource.name, "noop", resource=resource, live=live,
-                        record={"content_hash": content_hash, "count": len(hashes), "index": target,
-                                "docs": hashes if len(hashes) <= MAX_TRACKED else None})
+                        record={"content_hash": content_hash, "count": count, "index": target,
+                                "docs": desired.hashes})
         if live is None or entry is None:
-            change.action, change.reason = "create", f"bulk load {len(hashes)} documents into {target}"
-            change.diffs = [FieldDiff("documents.added", None, f"{len(hashes)}: {_listed(sorted(hashes))}")]
+            change.action, change.reason = "create", f"bulk load {count} documents into {target}"
+            change.diffs = [FieldDiff("documents.added", None,
+                                      f"{count}: {_listed(sorted(hashes))}" if tracked else f"{count}")]
             change.operations = self._load_ops(resource, None, content_hash)
             return change
         previous_index = (entry.get("applied") or {}).get("index") or entry.get("index")
@@ -152,25 +177,27 @@ class DocumentsKind:
                 self._load_ops(resource, None, content_hash)
             change.hazards.append(Hazard("data_loss", f"removes {len(recorded)} documents from {previous_index}"))
             return change
-        if entry.get("content_hash") == content_hash and live.get("present", 0) >= len(hashes):
+        if entry.get("content_hash") == content_hash and live.get("present", 0) >= count:
             return change
         added = sorted(set(hashes) - set(recorded))
         removed = sorted(set(recorded) - set(hashes))
         changed = sorted(i for i in set(hashes) & set(recorded) if hashes[i] != recorded[i])
-        missing = len(hashes) - live.get("present", 0)
+        if not tracked:
+            added, removed, changed = [], [], []
+        missing = count - live.get("present", 0)
         for label, ids in (("added", added), ("changed", changed), ("removed", removed)):
             if ids:
                 change.diffs.append(FieldDiff(f"documents.{label}", None if label != "removed" else f"{len(ids)}: "
                                               f"{_listed(ids)}", f"{len(ids)}: {_listed(ids)}"
                                               if label != "removed" else None))
         if missing > 0:
-            change.diffs.append(FieldDiff("documents.present", f"{len(hashes) - missing} of {len(hashes)}",
-                                          f"{len(hashes)} of {len(hashes)}"))
-        if not recorded and entry.get("content_hash") != content_hash:  # more documents than the record tracks
+            change.diffs.append(FieldDiff("documents.present", f"{count - missing} of {count}",
+                                          f"{count} of {count}"))
+        if (not recorded or not tracked) and entry.get("content_hash") != content_hash:  # beyond the record's ids
             change.diffs.append(FieldDiff("content", entry.get("content_hash"), content_hash))
         change.action = "update"
-        reload = None if missing > 0 or not recorded else added + changed
-        change.reason = (f"bulk load {len(hashes) if reload is None else len(reload)} documents into {target} "
+        reload = None if missing > 0 or not recorded or not tracked else added + changed
+        change.reason = (f"bulk load {count if reload is None else len(reload)} documents into {target} "
                          f"(idempotent by id)" + (f", delete {len(removed)}" if removed else ""))
         change.operations = (self._load_ops(resource, reload, content_hash) if reload != [] else []) + \
             self._delete_ops(target, removed, refresh=False)

@@ -7,13 +7,16 @@ http(s) source is only read at apply time.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, NamedTuple, TextIO
 
-from provisioning.diffing import field_value  # noqa: F401 (re-exported: documents read ids with it)
+from provisioning.diffing import canonical_json, field_value
 from provisioning.errors import Problem
 from provisioning.model import Resource
 from provisioning.rendering import display_path
@@ -34,16 +37,53 @@ def is_url(source: str) -> bool:
 
 
 URL_TIMEOUT = 60
+READ_CHUNK = 1 << 20  # characters read at a time from a JSON array: memory stays about this, whatever the file size
+GZIP_MAGIC = b"\x1f\x8b"
+
+
+def _gzipped(name: str) -> bool:
+    return name.split("?")[0].lower().endswith(".gz")
+
+
+@contextmanager
+def open_text(source: str | Path) -> Iterator[TextIO]:
+    """A data file or an http(s) URL as a text stream, never read whole: gzip is decompressed on the fly (a `.gz`
+    name, the gzip magic bytes of a file, or `Content-Encoding: gzip`); a byte order mark is allowed."""
+    with ExitStack() as stack:
+        if is_url(str(source)):
+            import urllib.request
+
+            request = urllib.request.Request(str(source), headers={"Accept-Encoding": "gzip"})
+            raw: BinaryIO = stack.enter_context(urllib.request.urlopen(request, timeout=URL_TIMEOUT))  # noqa: S310
+            zipped = _gzipped(str(source)) or raw.headers.get("Content-Encoding", "").lower() == "gzip"
+        else:
+            raw = stack.enter_context(open(source, "rb"))  # noqa: SIM115 (closed by the stack)
+            zipped = raw.peek(2)[:2] == GZIP_MAGIC if hasattr(raw, "peek") else False
+        if zipped:
+            import gzip
+
+            raw = stack.enter_context(gzip.GzipFile(fileobj=raw))
+        yield stack.enter_context(io.TextIOWrapper(raw, encoding="utf-8-sig"))
+
+
+def iter_source(source: str | Path, fmt: str) -> Iterator[tuple[int, Any]]:
+    """(line, document) of a data file or http(s) URL, in order, streamed (plan, validation and apply read data the
+    same way). Errors are DataFileError, with the line when there is one."""
+    try:
+        with open_text(source) as text:
+            yield from iter_documents(text, fmt)
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"data file is not UTF-8 text ({exc.reason} at byte {exc.start})", None,
+                            "save the file as UTF-8 JSON") from exc
+    except (OSError, EOFError) as exc:  # EOFError: a truncated gzip stream
+        raise DataFileError(f"cannot read data file: {getattr(exc, 'strerror', None) or exc}", None,
+                            "the path is relative to the manifest file's folder; check it exists and is readable"
+                            ) from exc
 
 
 def read_source(source: str, fmt: str) -> list[Any]:
-    """Every document of a data file or http(s) URL, in order (plan and apply read files the same way)."""
-    if is_url(source):
-        import urllib.request
-
-        with urllib.request.urlopen(source, timeout=URL_TIMEOUT) as response:  # noqa: S310 (http(s) only)
-            return [doc for _, doc in parse_documents(response.read().decode("utf-8-sig"), fmt)]
-    return [doc for _, doc in read_documents(Path(source), fmt)]
+    """Every document of a data file or http(s) URL, in a list (small files only: loading streams iter_source)."""
+    return [doc for _, doc in iter_source(source, fmt)]
 
 
 def resolve_source(resource: Resource) -> str | Path:
@@ -56,10 +96,13 @@ def resolve_source(resource: Resource) -> str | Path:
 
 
 def data_format(resource: Resource) -> str:
-    """spec.format, or inferred from the file extension (.ndjson, .jsonl), json otherwise (as kinds/documents.py)."""
+    """spec.format, or inferred from the file extension (.ndjson, .jsonl; a further .gz is ignored), json
+    otherwise (as kinds/documents.py)."""
     if resource.spec.get("format"):
         return resource.spec["format"]
     name = resource.spec["source"].split("?")[0]
+    if name.lower().endswith(".gz"):
+        name = name[:-3]
     return FORMATS_BY_SUFFIX.get(Path(name).suffix.lower(), "json")
 
 
@@ -68,62 +111,171 @@ def _line(text: str, pos: int) -> int:
 
 
 def parse_documents(text: str, fmt: str) -> list[tuple[int, Any]]:
-    """(line, document) for each document. JSON: one array, each element's position found by decoding element by
-    element (json.JSONDecoder.raw_decode), so errors and documents have their own line. NDJSON: one per line."""
-    decoder = json.JSONDecoder()
-    if fmt == "ndjson":
-        docs = []
-        for number, raw in enumerate(text.splitlines(), start=1):
-            if raw.strip():
-                try:
-                    docs.append((number, json.loads(raw)))
-                except json.JSONDecodeError as exc:
-                    raise DataFileError(f"invalid JSON on this line: {exc.msg} (column {exc.colno})", number,
-                                        "each line of an NDJSON file must be one JSON document") from exc
-        return docs
-    ws = re.compile(r"\s*")
-    pos = ws.match(text, 0).end()
-    if text[pos:pos + 1] != "[":
-        try:
-            decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(f"invalid JSON: {exc.msg}", exc.lineno, "fix the JSON syntax at this line") from exc
-        raise DataFileError("a json data file must hold one array of documents", _line(text, pos),
+    """(line, document) for each document of a text held in memory (see iter_documents)."""
+    return list(iter_documents(io.StringIO(text), fmt))
+
+
+class _Window:
+    """The unparsed tail of a text stream, read a chunk at a time, with the line number of any position in it
+    (counted incrementally: each character is counted once)."""
+
+    def __init__(self, stream: TextIO):
+        self.stream, self.text, self.eof = stream, "", False
+        self._pos, self._line = 0, 1  # text[_pos] is on line _line
+
+    def line(self, pos: int) -> int:
+        self._line += self.text.count("\n", self._pos, pos)
+        self._pos = pos
+        return self._line
+
+    def more(self, keep_from: int) -> bool:
+        """Drop the text before keep_from, read another chunk; False at the end of the stream."""
+        chunk = "" if self.eof else self.stream.read(READ_CHUNK)
+        if not chunk:
+            self.eof = True
+            return False  # the text stays as it is (positions in it stay valid)
+        line = self.line(keep_from)
+        self.text, self._pos, self._line = self.text[keep_from:] + chunk, 0, line
+        return True
+
+
+_WS = re.compile(r"\s*")
+
+
+def _iter_ndjson(stream: TextIO) -> Iterator[tuple[int, Any]]:
+    for number, raw in enumerate(stream, start=1):
+        if raw.strip():
+            try:
+                yield number, json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise DataFileError(f"invalid JSON on this line: {exc.msg} (column {exc.colno})", number,
+                                    "each line of an NDJSON file must be one JSON document") from exc
+
+
+def _iter_array(stream: TextIO) -> Iterator[tuple[int, Any]]:
+    """One JSON array, element by element (json.JSONDecoder.raw_decode on a window of the stream), so that memory
+    holds about one chunk and errors and documents have their own line."""
+    decoder, window = json.JSONDecoder(), _Window(stream)
+
+    def skip(pos: int) -> int:  # past whitespace; reads on when the window ends in whitespace
+        while True:
+            pos = _WS.match(window.text, pos).end()
+            if pos < len(window.text) or not window.more(pos):
+                return pos
+            pos = 0
+
+    def decode(pos: int) -> tuple[Any, int, int]:  # (document, its end, its start) reading on when cut
+        while True:
+            try:
+                doc, end = decoder.raw_decode(window.text, pos)
+            except json.JSONDecodeError as exc:
+                if window.more(pos):  # maybe only cut by the window: read on and try again
+                    pos = 0
+                    continue
+                raise DataFileError(f"invalid JSON: {exc.msg}", window.line(exc.pos),
+                                    "fix the JSON syntax at this line") from exc
+            if end >= len(window.text) and window.more(pos):  # a number cut by the window decodes short
+                pos = 0
+                continue
+            return doc, end, pos
+
+    window.more(0)
+    pos = skip(0)
+    if window.text[pos:pos + 1] != "[":
+        if window.text[pos:pos + 1]:
+            decode(pos)  # a syntax error is reported as such
+        raise DataFileError("a json data file must hold one array of documents", window.line(pos),
                             "wrap the documents in [...] or use format: ndjson (one document per line)")
-    docs, pos = [], ws.match(text, pos + 1).end()
-    while True:
-        if text[pos:pos + 1] == "]" and not docs:
-            break
-        try:
-            doc, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            raise DataFileError(f"invalid JSON: {exc.msg}", exc.lineno, "fix the JSON syntax at this line") from exc
-        docs.append((_line(text, pos), doc))
-        pos = ws.match(text, end).end()
-        if text[pos:pos + 1] == ",":
-            pos = ws.match(text, pos + 1).end()
+    pos, first = skip(pos + 1), True
+    while not (first and window.text[pos:pos + 1] == "]"):
+        doc, end, start = decode(pos)
+        yield window.line(start), doc
+        first = False
+        pos = skip(end)
+        if window.text[pos:pos + 1] == ",":
+            pos = skip(pos + 1)
             continue
-        if text[pos:pos + 1] == "]":
+        if window.text[pos:pos + 1] == "]":
             break
-        raise DataFileError("invalid JSON: expected ',' or ']' between documents", _line(text, pos),
+        raise DataFileError("invalid JSON: expected ',' or ']' between documents", window.line(pos),
                             "fix the JSON syntax at this line")
-    rest = ws.match(text, pos + 1).end()
-    if rest < len(text):
-        raise DataFileError("invalid JSON: extra data after the array", _line(text, rest), "remove it")
-    return docs
+    rest = skip(pos + 1)
+    if rest < len(window.text):
+        raise DataFileError("invalid JSON: extra data after the array", window.line(rest), "remove it")
+
+
+def iter_documents(stream: TextIO, fmt: str) -> Iterator[tuple[int, Any]]:
+    """(line, document) for each document of a text stream. JSON: one array, decoded element by element.
+    NDJSON: one per line."""
+    return _iter_ndjson(stream) if fmt == "ndjson" else _iter_array(stream)
 
 
 def read_documents(path: Path, fmt: str) -> list[tuple[int, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8-sig")  # a byte order mark is allowed, as in manifests
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"data file is not UTF-8 text ({exc.reason} at byte {exc.start})", None,
-                            "save the file as UTF-8 JSON") from exc
-    except OSError as exc:
-        raise DataFileError(f"cannot read data file: {exc.strerror or exc}", None,
-                            "the path is relative to the manifest file's folder; check it exists and is readable"
-                            ) from exc
-    return parse_documents(text, fmt)
+    """Every (line, document) of a local data file (in memory: for small files and tests)."""
+    return list(iter_source(path, fmt))
+
+
+class Desired(NamedTuple):
+    """What a data file declares: {id: content hash} (None above the tracked size), the hash of the whole content
+    (spec_hash of the list of documents, computed as it streams), and how many documents."""
+
+    hashes: dict[str, str] | None
+    content_hash: str
+    count: int
+
+
+class Scan:
+    """The fingerprint of a data file, document by document. Memory: the per-id hashes up to `max_tracked`
+    documents, then nothing per document."""
+
+    def __init__(self, id_field: str, max_tracked: int):
+        self.id_field, self.max_tracked = id_field, max_tracked
+        self.whole = hashlib.sha256(b"[")
+        self.hashes: dict[str, str] | None = {}
+        self.count = self.bad = self.position = 0
+        self.first_bad: int | None = None
+
+    def add(self, doc: Any) -> None:
+        value = field_value(doc, self.id_field) if isinstance(doc, dict) else None
+        self.position += 1
+        if value in (None, ""):
+            self.bad += 1
+            self.first_bad = self.position - 1 if self.first_bad is None else self.first_bad
+            return
+        text = canonical_json(doc).encode()
+        self.whole.update(b"," + text if self.count else text)  # = canonical_json(list of documents), streamed
+        self.count += 1
+        if self.hashes is not None:
+            self.hashes[str(value)] = hashlib.sha256(text).hexdigest()[:12]  # = documents.doc_hash(doc)
+            if len(self.hashes) > self.max_tracked:
+                self.hashes = None  # a constant-size record from here on: the content hash and the count
+
+    def result(self) -> tuple[Desired, int, int | None]:
+        whole = self.whole.copy()
+        whole.update(b"]")
+        count = len(self.hashes) if self.hashes is not None else self.count  # the last document of an id wins
+        return Desired(self.hashes, "sha256:" + whole.hexdigest()[:32], count), self.bad, self.first_bad
+
+
+SCANNED: dict[tuple[Any, ...], tuple[Desired, int, int | None]] = {}  # scans of this process, by file version
+MAX_SCANNED = 64
+
+
+def scan_key(source: str | Path, fmt: str, id_field: str, max_tracked: int) -> tuple[Any, ...]:
+    """A scan's key: the file's path, size and modification time (a changed file is read again; a URL is read
+    once per process)."""
+    source = str(source)
+    stamp = None
+    if not is_url(source):
+        stat = Path(source).stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    return source, fmt, id_field, max_tracked, stamp
+
+
+def remember(key: tuple[Any, ...], result: tuple[Desired, int, int | None]) -> None:
+    if len(SCANNED) >= MAX_SCANNED:
+        SCANNED.pop(next(iter(SCANNED)))
+    SCANNED[key] = result
 
 
 def _number(value: Any) -> bool:
@@ -228,7 +380,7 @@ def _key_line(path: Path, doc_line: int, error: str) -> int:
     return doc_line
 
 
-def check_documents(resource: Resource, resources: dict[str, Resource]) -> list[Problem]:
+def check_documents(resource: Resource, resources: dict[str, Resource], max_tracked: int = 10_000) -> list[Problem]:
     """Load-time checks of a documents resource's data (skipped for URLs: nothing touches the network here)."""
     spec = resource.spec
     where = resource.line_of("spec.source")
@@ -237,18 +389,37 @@ def check_documents(resource: Resource, resources: dict[str, Resource]) -> list[
     fmt = data_format(resource)
     path = Path(resolve_source(resource))
     shown = display_path(path)
+    problems: list[Problem] = []
     try:
-        docs = read_documents(path, fmt)
+        key: tuple[Any, ...] | None = scan_key(path, fmt, spec["id_field"], max_tracked)
+    except OSError:
+        key = None  # the stream reports it
+    scan = Scan(spec["id_field"], max_tracked)
+    try:
+        _check_stream(resource, resources, path, shown, fmt, problems, scan)
+        if key is not None:
+            remember(key, scan.result())  # the plan's fingerprint, from this same pass over the file
     except DataFileError as exc:
         file, line = (shown, exc.line) if exc.line else (where.file, where.line)
         message = exc.message if exc.line else f"{exc.message}: {shown}"
-        return [Problem(file, line, message, exc.hint + f" (data of {resource.key}, declared at {where})")]
+        problems.append(Problem(file, line, message, exc.hint + f" (data of {resource.key}, declared at {where})"))
+    if len(problems) > MAX_PROBLEMS_PER_FILE:
+        rest = len(problems) - MAX_PROBLEMS_PER_FILE
+        problems = problems[:MAX_PROBLEMS_PER_FILE] + [
+            Problem(shown, None, f"... and {rest} more problems in this file", "fix the ones above first")]
+    return problems
 
-    problems: list[Problem] = []
+
+def _check_stream(resource: Resource, resources: dict[str, Resource], path: Path, shown: str, fmt: str,
+                  problems: list[Problem], scan: Scan) -> None:
+    """The checks, document by document as the file streams (memory: the ids seen, for duplicates)."""
+    spec = resource.spec
+    where = resource.line_of("spec.source")
     id_field, seen = spec["id_field"], {}
     index = resources.get(f"index/{spec['index']}")
     mappings = (index.spec.get("mappings") or {}) if index else {}
-    for line, doc in docs:
+    for line, doc in iter_source(path, fmt):
+        scan.add(doc)
         if not isinstance(doc, dict):
             problems.append(Problem(shown, line, "a document must be a JSON object", "remove or fix this entry"))
             continue
@@ -268,11 +439,7 @@ def check_documents(resource: Resource, resources: dict[str, Resource]) -> list[
             seen[str(doc_id)] = line
         if index:
             for error in mapping_errors(doc, mappings.get("properties") or {}, mappings.get("dynamic", True)):
-                problems.append(Problem(shown, _key_line(path, line, error) if fmt == "json" else line, error,
+                exact = fmt == "json" and len(problems) < MAX_PROBLEMS_PER_FILE  # (reads the file again)
+                problems.append(Problem(shown, _key_line(path, line, error) if exact else line, error,
                                         f"fix the document or the mapping of {index.key} at "
                                         f"{index.line_of('spec.mappings')}"))
-    if len(problems) > MAX_PROBLEMS_PER_FILE:
-        rest = len(problems) - MAX_PROBLEMS_PER_FILE
-        problems = problems[:MAX_PROBLEMS_PER_FILE] + [
-            Problem(shown, None, f"... and {rest} more problems in this file", "fix the ones above first")]
-    return problems

@@ -19,9 +19,10 @@ from provisioning.errors import ClusterError, Problem
 from provisioning.kinds.index_rules import alias_diffs, mapping_diffs, normalise_alias, settings_diffs
 from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
 from provisioning.operations import segment
+from provisioning.read_batch import add_search, send_unbatched
 
 MANAGED_BY = "es-stack"
-# characters of index names per GET: ES rejects request lines over 4kb (http.max_initial_line_length)
+# characters of index expressions in the one GET: ES rejects request lines over 4kb (http.max_initial_line_length)
 MAX_URL_NAMES = 3000
 _VERSIONED = re.compile(r"^(?P<base>.+)-(?P<n>\d{6})$")
 
@@ -48,16 +49,26 @@ def next_physical(name: str, current: str | None) -> str:
     return physical_name(name, int(match["n"]) + 1 if match and match["base"] == name else 1)
 
 
-def chunk_names(names: list[str], limit: int = MAX_URL_NAMES) -> list[list[str]]:
-    chunks: list[list[str]] = [[]]
-    size = 0
-    for name in names:
-        if chunks[-1] and size + len(name) + 1 > limit:
-            chunks.append([])
-            size = 0
-        chunks[-1].append(name)
-        size += len(name) + 1
-    return chunks
+def covering_patterns(names: list[str], limit: int = MAX_URL_NAMES) -> list[str]:
+    """Index expressions for ONE `GET /<expressions>` that cover every name and its generations, whatever the number
+    and length of the names: each name with its generations (`<name>,<name>-00*`) while they fit in `limit`
+    characters, else one `<prefix>*` per distinct prefix, with the longest prefix length that fits (at worst one
+    character per name: a few dozen patterns).
+
+    Why: ES takes index names only in the URL (GET <index> has no body; `_msearch` carries names in its body but
+    cannot read settings or mappings), and `GET _all` would read every index of the cluster. The cost of a prefix
+    pattern is the settings and mappings of the other indices sharing a prefix (filtered out here); it is bounded by
+    the indices that start like the declared ones and is none when the names fit, as they do for up to about 200
+    names of 10 characters."""
+    exact = sorted({e for n in names for e in (n, f"{n}-00*")})
+    if len(",".join(exact)) <= limit:
+        return exact
+    longest = max(len(n) for n in names)
+    for length in range(longest, 0, -1):
+        patterns = sorted({n[:length] + "*" for n in names})
+        if len(",".join(patterns)) <= limit:
+            return patterns
+    return sorted({n[:1] + "*" for n in names})
 
 
 def _mappings_body(resource: Resource, stack: str) -> dict[str, Any]:
@@ -106,29 +117,30 @@ class IndexKind:
                                         "the name is already an alias over the physical index; remove this one"))
         return problems
 
-    # ---- read: one GET for all indices (per 3000 characters of names) + one _msearch for document counts -----
+    # ---- read: ONE GET for all indices (names or covering patterns) + one _msearch for document counts ---------
     def read(self, ctx: Any, resources: list[Resource], owned: dict[str, Any]) -> dict[str, IndexLive]:
         names = sorted({r.name for r in resources} | set(owned))
+        wanted = set(names)
         found: dict[str, dict[str, Any]] = {}
         generations: dict[str, list[str]] = {}
-        # `<name>-00*` too (half the characters per GET): generations an interrupted replacement left behind
-        # (`-00*`, not `-*`: generations are -000001 ..., and a user's `<name>-2025.01.01` stays out of the answer)
-        for chunk in chunk_names(names, MAX_URL_NAMES // 2) if names else []:
-            resp = ctx.client.indices.get(index=",".join(chunk + [f"{n}-00*" for n in chunk]),
-                                          ignore_unavailable=True, allow_no_indices=True, flat_settings=True)
+        if names:
+            # `<name>-00*` too: generations an interrupted replacement left behind (`-00*`, not `-*`: generations
+            # are -000001 ..., and a user's `<name>-2025.01.01` stays out of the answer); expand_wildcards=all as
+            # explicit names would (closed and hidden indices too)
+            resp = ctx.client.indices.get(index=",".join(covering_patterns(names)), ignore_unavailable=True,
+                                          allow_no_indices=True, expand_wildcards="all", flat_settings=True)
             for physical, data in resp.body.items():
                 meta = (data.get("mappings") or {}).get("_meta") or {}
                 match = _VERSIONED.match(physical)
-                if match and match["base"] in chunk and meta.get("managed_by") == MANAGED_BY \
-                        and meta.get("stack") == ctx.stack and match["base"] not in (data.get("aliases") or {}):
+                aliases = data.get("aliases") or {}
+                if match and match["base"] in wanted and meta.get("managed_by") == MANAGED_BY \
+                        and meta.get("stack") == ctx.stack and match["base"] not in aliases:
                     generations.setdefault(match["base"], []).append(physical)
-                for name in chunk:
-                    if name == physical or name in (data.get("aliases") or {}):
-                        if name in found and found[name]["physical"] != physical:
-                            raise ClusterError(f"alias {name} points at several indices ({found[name]['physical']}, "
-                                               f"{physical}); point it at one index", resource=f"index/{name}")
-                        found[name] = {"physical": physical, "concrete": name == physical, **data}
-        counts = self._doc_counts(ctx, sorted({f["physical"] for f in found.values()}))
+                for name in ({physical} | set(aliases)) & wanted:
+                    if name in found and found[name]["physical"] != physical:
+                        raise ClusterError(f"alias {name} points at several indices ({found[name]['physical']}, "
+                                           f"{physical}); point it at one index", resource=f"index/{name}")
+                    found[name] = {"physical": physical, "concrete": name == physical, **data}
         live: dict[str, IndexLive] = {}
         for name, data in found.items():
             meta = (data.get("mappings") or {}).get("_meta") or {}
@@ -138,7 +150,7 @@ class IndexKind:
                 "physical": data["physical"], "concrete": data["concrete"],
                 "settings": data.get("settings") or {}, "mappings": data.get("mappings") or {},
                 "aliases": {a: p or {} for a, p in (data.get("aliases") or {}).items()},
-                "doc_count": counts.get(data["physical"]),
+                "doc_count": None,  # filled by the count below
                 # the marker on the object, or an older record naming this very physical index
                 "stack": ctx.stack if not data["concrete"] and (ours or bool(
                     entry and entry.get("physical") == data["physical"])) else
@@ -147,18 +159,23 @@ class IndexKind:
                 # replacement killed half-way (after the swap, or before it)
                 "leftovers": sorted(p for p in generations.get(name, []) if p != data["physical"]),
             }
+        self._count_documents(ctx, live)
         return live
 
     @staticmethod
-    def _doc_counts(ctx: Any, physicals: list[str]) -> dict[str, int]:
-        if not physicals:
-            return {}
-        searches: list[dict[str, Any]] = []
-        for physical in physicals:
-            searches += [{"index": physical}, {"size": 0, "track_total_hits": True}]
-        resp = ctx.client.msearch(searches=searches)
-        return {p: r["hits"]["total"]["value"] for p, r in zip(physicals, resp["responses"], strict=True)
-                if "hits" in r}
+    def _count_documents(ctx: Any, live: dict[str, IndexLive]) -> None:
+        """doc_count of each physical index: a size-0 search each, in the plan's one _msearch (read_batch.py);
+        left None when its search failed."""
+        by_physical: dict[str, list[IndexLive]] = {}
+        for item in live.values():
+            by_physical.setdefault(item["physical"], []).append(item)
+        for physical, items in sorted(by_physical.items()):
+            def fill(response: dict[str, Any], items: list[IndexLive] = items) -> None:
+                if "hits" in response:
+                    for item in items:
+                        item["doc_count"] = response["hits"]["total"]["value"]
+            add_search(ctx, {"index": physical}, {"size": 0, "track_total_hits": True}, fill)
+        send_unbatched(ctx)
 
     def marker(self, live: IndexLive) -> str | None:
         return live.get("stack")

@@ -15,7 +15,14 @@ from typing import Any
 from provisioning.errors import ClusterError, Refused
 from provisioning.model_import import deployment as dep
 from provisioning.model_import.cache import Artifact, ArtifactCache, ModelSource, comparable, library_versions
-from provisioning.model_import.upload import Journal, UploadReport, definition_status, put_vocabulary, upload
+from provisioning.model_import.upload import (
+    Journal,
+    UploadReport,
+    definition_status,
+    put_vocabulary,
+    upload,
+    upload_workers,
+)
 
 MANAGED_BY = "es-stack"  # metadata.managed_by on every model this tool uploads (the ownership marker)
 RECORD_KEY = "es_stack"  # metadata.es_stack: source, revision, task type, cache key, artifact sha256
@@ -156,7 +163,7 @@ def ensure_uploaded(ctx: Any, resource: Any, prepared: Prepared) -> UploadReport
 
 
 def _upload(ctx: Any, resource: Any, prepared: Prepared, journal: Journal, *, resume: bool) -> UploadReport:
-    workers = int(getattr(ctx.options, "upload_workers", 4) or 4)
+    workers = upload_workers(getattr(ctx.options, "upload_workers", None))
     report = upload(ctx.client, resource.name, prepared.artifact, None if resume else config_body(ctx, prepared),
                     workers=workers, journal=journal, reporter=ctx.reporter)
     ctx.reporter.info(f"{resource.key}: uploaded {report.sent} of {report.total_parts} definition parts "

@@ -1,4 +1,4 @@
-"""Uploading a traced model: config, definition parts CONCURRENTLY (bounded worker pool), then the vocabulary.
+"""Uploading a traced model: config, then definition parts CONCURRENTLY (bounded worker pool) with the vocabulary.
 
 The wire format is eland's (eland/ml/pytorch/_pytorch_model.py `put_model`): 1 MiB chunks of the TorchScript file,
 base64-encoded, each with `total_definition_length` and `total_parts`. ES stores each part as its own document, so
@@ -34,6 +34,12 @@ from provisioning.errors import ClusterError, ProvisioningError, es_reason
 from provisioning.model_import.cache import Artifact
 
 CHUNK_SIZE = 1024 * 1024  # eland's DEFAULT_CHUNK_SIZE: ES's REST layer accepts it comfortably
+# Parts in flight at once, unless --upload-workers / ES_STACK_UPLOAD_WORKERS say otherwise. Chosen by measurement
+# (bench/upload_ratio.py, README "Benchmarks"): at 20 ms per request a 90 MB model is latency-bound up to about 8
+# parts in flight; more only adds parts queued behind the cluster's own per-part work (ES stores each part as a
+# document: base64 decoding and a write). ES_STACK_UPLOAD_WORKERS=1 uploads in order, as eland does.
+DEFAULT_WORKERS = 8
+WORKERS_VARIABLE = "ES_STACK_UPLOAD_WORKERS"
 PART_TIMEOUT = 120  # seconds per part request (a 1 MiB part on a slow link)
 _JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
 
@@ -50,6 +56,21 @@ class UploadReport:
     skipped: int = 0  # parts the journal knew were stored
     vocabulary: bool = False
     errors: list[str] = field(default_factory=list)
+
+
+def upload_workers(requested: int | None = None) -> int:
+    """The number of parts sent at once: `requested` (--upload-workers), else $ES_STACK_UPLOAD_WORKERS, else
+    DEFAULT_WORKERS."""
+    if requested:
+        return max(1, int(requested))
+    value = os.environ.get(WORKERS_VARIABLE, "").strip()
+    if value:
+        try:
+            return max(1, int(value))
+        except ValueError:
+            raise ProvisioningError(f"{WORKERS_VARIABLE} must be a whole number of parallel part uploads, not "
+                                    f"{value!r}") from None
+    return DEFAULT_WORKERS
 
 
 def total_parts(size: int, chunk_size: int = CHUNK_SIZE) -> int:
@@ -152,8 +173,8 @@ def put_vocabulary(client: Any, model_id: str, vocabulary: dict[str, Any]) -> bo
         raise
 
 
-def upload_parts(client: Any, model_id: str, artifact: Artifact, *, workers: int = 4, chunk_size: int = CHUNK_SIZE,
-                 journal: Journal | None = None, progress: Any = None) -> UploadReport:
+def upload_parts(client: Any, model_id: str, artifact: Artifact, *, workers: int = DEFAULT_WORKERS,
+                 chunk_size: int = CHUNK_SIZE, journal: Journal | None = None, progress: Any = None) -> UploadReport:
     """Send every definition part not known to be stored, `workers` at a time. Stops at the first failure (after
     the requests in flight finish) and raises UploadInterrupted; the journal keeps what was acknowledged."""
     size = artifact.size
@@ -245,19 +266,24 @@ def _settled_status(client: Any, model_id: str) -> dict[str, Any] | None:
 
 
 def upload(client: Any, model_id: str, artifact: Artifact, config_body: dict[str, Any] | None, *,
-           workers: int = 4, journal: Journal | None = None, reporter: Any = None,
+           workers: int = DEFAULT_WORKERS, journal: Journal | None = None, reporter: Any = None,
            chunk_size: int = CHUNK_SIZE) -> UploadReport:
-    """Config (unless resuming: config_body None), definition parts, check fully_defined, vocabulary."""
+    """Config (unless resuming: config_body None), then the definition parts and the vocabulary at the same time
+    (ES stores the vocabulary as its own document of an existing model, whatever the state of its definition: one
+    round trip less), then the check that the definition is complete."""
     if config_body is not None:
         put_config(client, model_id, config_body)
     parts = total_parts(artifact.size, chunk_size)
     progress = reporter.progress(f"uploading {model_id}", total=parts) if reporter is not None else None
-    try:
-        report = upload_parts(client, model_id, artifact, workers=workers, chunk_size=chunk_size, journal=journal,
-                              progress=progress)
-    finally:
-        if progress is not None:
-            progress.close()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"vocabulary-{model_id}") as side:
+        vocabulary = side.submit(put_vocabulary, client, model_id, artifact.vocabulary)
+        try:
+            report = upload_parts(client, model_id, artifact, workers=workers, chunk_size=chunk_size,
+                                  journal=journal, progress=progress)
+        finally:
+            if progress is not None:
+                progress.close()
+        report.vocabulary = vocabulary.result()  # its failure (after the client's retries) fails the upload
     status = _settled_status(client, model_id)
     if status is None or status.get("fully_defined") is False:
         # ES counts the stored parts and their lengths; a mismatch means parts from another artifact were stored,
@@ -267,7 +293,6 @@ def upload(client: Any, model_id: str, artifact: Artifact, config_body: dict[str
         raise ClusterError("the model definition is not complete after uploading every part "
                            "(fully_defined is false); the next apply deletes and re-uploads it",
                            resource=f"trained_model/{model_id}")
-    report.vocabulary = put_vocabulary(client, model_id, artifact.vocabulary)
     if journal is not None:
         journal.discard()
     return report

@@ -1,0 +1,173 @@
+"""Documents at scale (issue 14): `invoke apply` loading N documents vs the client's `helpers.parallel_bulk` on the
+same data, a no-op plan of that stack, and an index replacement vs a bare `_reindex`.
+
+    .venv/bin/python bench/documents_load.py [--sizes 10000,100000,200000] [--latencies 0,20] [--replacement 100000]
+
+Per N and latency, each side is a process of its own against a fresh sandbox (its own process too):
+- ours: `invoke apply --yes` of one index and one `documents` resource reading an NDJSON file (about 250 bytes per
+  document); the whole command's wall time, its bulk phase (first bulk request sent to last answered, from the
+  sandbox's request log) and the process's peak memory (getrusage of the child);
+- baseline: a script streaming the same file line by line into `helpers.parallel_bulk` (thread_count 4,
+  chunk_size 500: the helper's defaults) into the same index;
+then, for ours, `invoke plan` of the loaded stack through a byte-counting proxy: requests and bytes both ways.
+Ratio: bulk-phase throughput ours / parallel_bulk. `--replacement N`: with N documents loaded, a change of
+`number_of_shards` (a replacement: new index, writes blocked, `_reindex` as a task, counts, alias swap) timed as an
+`invoke apply` process vs one bare `POST _reindex?wait_for_completion=true` of the same documents.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _harness import ROOT, CountingProxy, last_seq, requests_since, run_measured, set_latency, start_sandbox
+
+GENRES = ("crime", "drama", "comedy", "thriller", "documentary", "animation", "horror", "romance")
+WORDS = ("detective", "city", "night", "family", "secret", "journey", "war", "love", "island", "storm", "letter",
+         "train", "river", "winter", "game", "killer", "doctor", "village", "summer", "ghost")
+
+BASELINE = """
+import json, sys, time
+from elasticsearch import Elasticsearch, helpers
+url, index, path = sys.argv[1:4]
+es = Elasticsearch(url, request_timeout=120)
+def actions():
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            doc = json.loads(line)
+            yield {"_op_type": "index", "_index": index, "_id": doc["id"], "_source": doc}
+failed = sum(not ok for ok, _ in helpers.parallel_bulk(es, actions(), thread_count=4, chunk_size=500,
+                                                          raise_on_error=False))
+es.indices.refresh(index=index)
+print("failed", failed)
+"""
+
+
+def write_data(path: Path, n: int) -> None:
+    rng = random.Random(n)
+    with path.open("w", encoding="utf-8") as f:
+        for i in range(n):
+            plot = " ".join(rng.choice(WORDS) for _ in range(rng.randint(12, 24)))
+            f.write(json.dumps({"id": f"movie-{i:07d}", "title": f"{rng.choice(WORDS).title()} {i}", "plot": plot,
+                                "genre": rng.choice(GENRES), "year": rng.randint(1930, 2025),
+                                "rating": round(rng.uniform(1, 10), 1)}) + "\n")
+
+
+def write_stack(folder: Path, data: Path, shards: int = 1) -> None:
+    (folder / "stack.yaml").write_text(
+        f"kind: index\nname: movies\nspec:\n  settings: {{number_of_shards: {shards}, number_of_replicas: 0}}\n"
+        "  mappings:\n    properties:\n      id: {type: keyword}\n      title: {type: text}\n"
+        "      plot: {type: text}\n      genre: {type: keyword}\n      year: {type: integer}\n"
+        "      rating: {type: float}\n"
+        "---\n"
+        f"kind: documents\nname: movies-seed\nspec:\n  index: movies\n  source: {data}\n  id_field: id\n")
+
+
+def bulk_window(log: list[dict]) -> float:
+    bulks = [e for e in log if e["path"].endswith("/_bulk")]
+    if not bulks:
+        return float("nan")
+    return max(e["time"] for e in bulks) - min(e["time"] - e["duration_ms"] / 1000 for e in bulks)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000,200000")
+    parser.add_argument("--latencies", default="0,20")
+    parser.add_argument("--replacement", type=int, default=100_000, help="documents for the replacement case (0: "
+                                                                          "skip it)")
+    args = parser.parse_args()
+
+    from elasticsearch import Elasticsearch
+
+    root = Path(tempfile.mkdtemp(prefix="documents-bench-"))
+    python = sys.executable
+    ratios = []
+    print(f"{'N':>7} {'lat':>4} {'case':<15} {'wall s':>7} {'bulk s':>7} {'docs/s':>8} {'peak MB':>8}  notes",
+          flush=True)
+    for n in (int(s) for s in args.sizes.split(",")):
+        data = root / f"movies-{n}.ndjson"
+        write_data(data, n)
+        for latency in (float(x) for x in args.latencies.split(",")):
+            stop, url = start_sandbox()
+            es = Elasticsearch(url, request_timeout=300)
+            try:
+                set_latency(es, latency)
+                folder = root / f"stack-{n}-{latency:.0f}"
+                folder.mkdir()
+                write_stack(folder, data)
+                env = {**os.environ, "ELASTICSEARCH_URL": url, "ES_STACK_NAME": "bench", "PYTHONPATH": str(ROOT)}
+                since = last_seq(es)
+                code, wall, peak, out = run_measured([python, "-m", "invoke", "apply", "--yes", "--manifests",
+                                                      str(folder)], env)
+                if code != 0:
+                    print(out)
+                    return 1
+                ours = bulk_window(requests_since(es, since))
+                count = es.count(index="movies")["count"]
+                print(f"{n:>7} {latency:>4.0f} {'ours (apply)':<15} {wall:>7.2f} {ours:>7.2f} {n / ours:>8.0f} "
+                      f"{peak:>8.0f}  {count} documents", flush=True)
+
+                proxy = CountingProxy(url)
+                since = last_seq(es)
+                code, wall, peak, out = run_measured([python, "-m", "invoke", "plan", "--detailed-exitcode",
+                                                      "--manifests", str(folder)],
+                                                     {**env, "ELASTICSEARCH_URL": proxy.url})
+                plan_requests = len(requests_since(es, since))
+                print(f"{n:>7} {latency:>4.0f} {'no-op plan':<15} {wall:>7.2f} {'':>7} {'':>8} {peak:>8.0f}  "
+                      f"{plan_requests} requests, {proxy.sent / 1e3:.1f} kB sent, {proxy.received / 1e3:.1f} kB "
+                      f"received, exit {code} (0: no changes)", flush=True)
+                proxy.close()
+
+                es.indices.create(index="baseline", mappings={"properties": {"id": {"type": "keyword"}}})
+                since = last_seq(es)
+                code, wall, peak, out = run_measured([python, "-c", BASELINE, url, "baseline", str(data)], env)
+                base = bulk_window(requests_since(es, since))
+                print(f"{n:>7} {latency:>4.0f} {'parallel_bulk':<15} {wall:>7.2f} {base:>7.2f} {n / base:>8.0f} "
+                      f"{peak:>8.0f}  {out.strip().splitlines()[-1] if out.strip() else ''}", flush=True)
+                ratios.append((n, latency, base / ours))
+            finally:
+                es.close()
+                stop()
+    for n, latency, ratio in ratios:
+        print(f"ratio N={n} at {latency:.0f} ms: bulk throughput ours / parallel_bulk = {ratio:.2f}")
+
+    if args.replacement:
+        n = args.replacement
+        data = root / f"movies-{n}.ndjson"
+        if not data.exists():
+            write_data(data, n)
+        stop, url = start_sandbox()
+        es = Elasticsearch(url, request_timeout=600)
+        try:
+            folder = root / f"replace-{n}"
+            folder.mkdir()
+            write_stack(folder, data)
+            env = {**os.environ, "ELASTICSEARCH_URL": url, "ES_STACK_NAME": "bench", "PYTHONPATH": str(ROOT)}
+            code, _, _, out = run_measured([python, "-m", "invoke", "apply", "--yes", "--manifests", str(folder)],
+                                           env)
+            assert code == 0, out
+            started = time.perf_counter()
+            es.reindex(source={"index": "movies"}, dest={"index": "bare-copy"}, wait_for_completion=True,
+                       refresh=True)
+            bare = time.perf_counter() - started
+            write_stack(folder, data, shards=2)
+            code, wall, peak, out = run_measured([python, "-m", "invoke", "apply", "--yes", "--allow-data-loss",
+                                                  "--manifests", str(folder)], env)
+            assert code == 0, out
+            print(f"replacement of an index with {n} documents: invoke apply {wall:.2f} s (peak {peak:.0f} MB), "
+                  f"bare _reindex {bare:.2f} s; ratio {wall / bare:.2f} (count {es.count(index='movies')['count']})")
+        finally:
+            es.close()
+            stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
