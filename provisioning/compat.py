@@ -16,11 +16,12 @@ which wins over the default headers and is then rewritten to compatible-with=9. 
 transport hands the final headers to the wire: a `node_class`, the extension point elastic-transport documents
 for `Elasticsearch(node_class=...)` (a subclass of one of its node classes). Our node class:
 
-- before the cluster's version is known, sends its first request's probe, `GET /` with plain `application/json`
-  (accepted by every version), reads `version.number`; without the `monitor` privilege (403) it asks
-  `GET _ml/info` (`native_code.version`, which manage_ml grants), as provisioning/model_import/importer.py does;
-- then rewrites `compatible-with=9` to the cluster's major when the cluster is older than the client (8.x);
-  a 9.x cluster gets the client's headers untouched.
+- sends every request with the client's own headers until the cluster refuses them: a 9.x cluster (and
+  serverless) never does, so talking to it costs nothing extra and needs no privilege; an 8.x cluster answers the
+  first request with the refusal above, naming the versions it accepts ("must be either version 8 or 7"): the
+  node remembers that major and sends the same request again with `compatible-with=8`, and every later one;
+- the full version (for the version facts of provisioning/versions.py) is asked only when a plan needs it
+  (`cluster_version`: `GET _ml/info` native_code.version, which manage_ml grants, else `GET /`).
 
 Every request goes through it: the API methods, `perform_request` with explicit `application/json` headers
 (provisioning/operations.py), eland's uploads through the same client, `client.options(...)` copies (they share the
@@ -29,7 +30,6 @@ transport and its nodes).
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from dataclasses import dataclass, field
@@ -38,7 +38,6 @@ from typing import Any
 from elastic_transport import HttpHeaders, Urllib3HttpNode
 
 _COMPAT = re.compile(r"(application/vnd\.elasticsearch\+[a-z-]+)\s*;\s*compatible-with\s*=\s*(\d+)")
-_VENDOR = re.compile(r"application/vnd\.elasticsearch\+([a-z-]+)\s*;\s*compatible-with\s*=\s*\d+")
 
 
 def client_major() -> int:
@@ -49,15 +48,17 @@ def client_major() -> int:
 
 @dataclass
 class Negotiation:
-    """What the first contact learned; shared by every node (and client copy) of one connection."""
+    """What the connection learned; shared by every node (and client copy) of one connection."""
 
-    version: str | None = None  # "8.19.0"; None until known
-    source: str | None = None  # "GET /" or "GET _ml/info"
-    tried: bool = False  # probed once (a failed probe is not repeated: the client's behaviour is the default)
+    version: str | None = None  # "8.19.0"; None until asked (cluster_version)
+    source: str | None = None  # how: "refusal" (the major only), "GET _ml/info" or "GET /"
+    refused_major: int | None = None  # the newest major an 8.x cluster said it accepts
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def major(self) -> int | None:
+        if self.refused_major is not None:
+            return self.refused_major
         try:
             return int(self.version.split(".")[0]) if self.version else None
         except ValueError:
@@ -69,14 +70,15 @@ class Negotiation:
         return major if major is not None and major < client_major() else None
 
 
-def _plain(headers: HttpHeaders) -> HttpHeaders:
-    """The same headers without any compatibility version: understood as "current version" by 8.x and 9.x."""
-    copy = headers.copy()
-    for name in ("accept", "content-type"):
-        value = copy.get(name)
-        if value:
-            copy[name] = _VENDOR.sub(r"application/\1", value)
-    return copy
+_ACCEPTED = re.compile(rb"version must be either version (\d+) or (\d+), but found (\d+)")
+
+
+def accepted_major(status: int, body: bytes) -> int | None:
+    """The newest major a cluster accepts, from its refusal of the client's compatible-with (None: not one)."""
+    if status != 400 or b"media_type_header_exception" not in (body or b""):
+        return None
+    found = _ACCEPTED.search(body)
+    return max(int(found.group(1)), int(found.group(2))) if found else None
 
 
 def _rewrite(headers: HttpHeaders, major: int) -> HttpHeaders:
@@ -97,57 +99,18 @@ class NegotiatingNode(Urllib3HttpNode):
                         headers: HttpHeaders | None = None, **kwargs: Any) -> Any:
         headers = headers if headers is not None else HttpHeaders()
         state = self.negotiation
-        if not state.tried:
-            with state.lock:
-                if not state.tried:
-                    self._probe(headers, kwargs.get("request_timeout"))
         major = state.compatible_with()
-        if major is not None:
-            headers = _rewrite(headers, major)
-        return super().perform_request(method, target, body=body, headers=headers, **kwargs)
-
-    def _probe(self, headers: HttpHeaders, request_timeout: Any) -> None:
-        """GET / (needs `monitor`), else GET _ml/info (manage_ml); credentials are the request's own. A connection
-        error propagates (the request would have failed the same way); any other failure leaves the default."""
-        plain = _plain(headers)
-        plain["accept"] = "application/json"
-        plain.pop("content-type", None)
-        state = self.negotiation
-        for path, read, source in (("/", _version_from_root, "GET /"),
-                                   ("/_ml/info", _version_from_ml_info, "GET _ml/info")):
-            response = super().perform_request("GET", path, body=None, headers=plain,
-                                               **({"request_timeout": request_timeout}
-                                                  if request_timeout is not None else {}))
-            status = response.meta.status
-            if 200 <= status < 300:
-                version = read(response.body)
-                if version:
-                    state.version, state.source = version, source
-                break  # serverless (GET / without a version to act on) keeps the client's own headers
-            elif status not in (401, 403, 404):
-                break
-        state.tried = True
-
-
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(raw or b"{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _version_from_root(raw: bytes) -> str | None:
-    version = _json(raw).get("version") or {}
-    if version.get("build_flavor") == "serverless":  # serverless speaks the client's version: nothing to negotiate
-        return None
-    number = version.get("number")
-    return str(number) if number else None
-
-
-def _version_from_ml_info(raw: bytes) -> str | None:
-    number = (_json(raw).get("native_code") or {}).get("version")
-    return str(number) if number else None
+        sent = _rewrite(headers, major) if major is not None else headers
+        response = super().perform_request(method, target, body=body, headers=sent, **kwargs)
+        if major is None:
+            accepted = accepted_major(response.meta.status, response.body)
+            if accepted is not None and accepted < client_major():
+                with state.lock:
+                    state.refused_major, state.source = accepted, state.source or "refusal"
+                # refused before it was read: sending it again with the accepted version is safe
+                response = super().perform_request(method, target, body=body, headers=_rewrite(headers, accepted),
+                                                   **kwargs)
+        return response
 
 
 def node_class() -> type[NegotiatingNode]:
@@ -171,8 +134,8 @@ def known_version(client: Any) -> str | None:
 
 
 def cluster_version(client: Any) -> str | None:
-    """The cluster's version: what the first contact learned, else `GET _ml/info` (native_code.version, as
-    importer.cluster_info), else GET /. None when neither says (a serverless project)."""
+    """The cluster's full version: what this connection learned, else `GET _ml/info` (native_code.version, as
+    importer.cluster_info does), else GET /. None when neither says (a serverless project). Remembered."""
     state = negotiation(client)
     if state is not None and state.version:
         return state.version
@@ -182,4 +145,7 @@ def cluster_version(client: Any) -> str | None:
     version = info.get("version") or {}
     if version.get("build_flavor") == "serverless":
         return None
-    return version.get("number")
+    number = version.get("number")
+    if state is not None and number:
+        state.version, state.source = str(number), state.source or "GET _ml/info"
+    return number
