@@ -6,7 +6,8 @@ index, writes blocked on the old one, `_reindex`, document count check, one atom
 index is deleted. Readers never see a missing or empty index; when the copy fails the new index is deleted and
 the old one serves (and takes writes) again.
 
-The owner marker lives on the physical index: `mappings._meta` {managed_by, stack, spec_hash}.
+The owner marker lives on the physical index: `mappings._meta` {managed_by, stack} (what was applied is in the
+ownership record, so a settings change sends no mapping request).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import re
 from typing import Any, TypedDict
 
-from provisioning.diffing import flat_settings, spec_hash
+from provisioning.diffing import flat_settings
 from provisioning.errors import ClusterError, Problem
 from provisioning.kinds.index_rules import alias_diffs, mapping_diffs, normalise_alias, settings_diffs
 from provisioning.model import Change, FieldDiff, Hazard, Request, Resource, Step
@@ -73,8 +74,7 @@ def covering_patterns(names: list[str], limit: int = MAX_URL_NAMES) -> list[str]
 
 def _mappings_body(resource: Resource, stack: str) -> dict[str, Any]:
     mappings = dict(resource.spec.get("mappings") or {})
-    mappings["_meta"] = {**(mappings.get("_meta") or {}), "managed_by": MANAGED_BY, "stack": stack,
-                         "spec_hash": spec_hash(resource.spec)}
+    mappings["_meta"] = {**(mappings.get("_meta") or {}), "managed_by": MANAGED_BY, "stack": stack}
     return mappings
 
 
@@ -216,10 +216,8 @@ class IndexKind:
         cleanup = [Request("DELETE", f"/{segment(p)}", ignore=(404,)) for p in live.get("leftovers") or []]
         if any(d.forces_replacement for d in diffs):
             return self._replacement(change, resource, live, entry, ctx, cleanup)
-        meta = live["mappings"].get("_meta") or {}
-        # the spec hash kept on the object is compared only on an index carrying our marker: an adopted index
-        # gets the marker with its first mapping update, not by adoption (which never writes the object)
-        if not diffs and (meta.get("managed_by") != MANAGED_BY or meta.get("spec_hash") == spec_hash(spec)):
+        # an adopted index gets the marker with its first mapping update, not by adoption (which never writes it)
+        if not diffs:
             return change
         change.action = "update"
         change.operations = cleanup + self._update_requests(resource, live, diffs, ctx.stack)
@@ -295,9 +293,7 @@ class IndexKind:
         settings = {d.path.removeprefix("settings."): d.after for d in diffs if d.path.startswith("settings.")}
         if settings:  # null resets a key we set before to its default (ES YAML test indices.put_settings/11_reset.yml)
             requests.append(Request("PUT", f"/{segment(physical)}/_settings", body=settings))
-        live_hash = (live["mappings"].get("_meta") or {}).get("spec_hash")
-        if any(d.path.startswith("mappings.") for d in diffs) or live_hash != spec_hash(resource.spec):
-            # also keeps _meta.spec_hash (the marker on the object) in step with the manifest
+        if any(d.path.startswith("mappings.") for d in diffs):
             requests.append(Request("PUT", f"/{segment(physical)}/_mapping", body=_mappings_body(resource, stack)))
         actions = []
         for d in diffs:
