@@ -82,10 +82,19 @@ def check_preconditions(plan: StackPlan, ctx: Any) -> None:
 
 # ---- running the operations -------------------------------------------------------------------------------------
 def _run_change(ctx: Any, change: Change) -> None:
-    location = str(change.resource.source) if change.resource is not None else None
     if ctx.ledger is not None:
         ctx.ledger.check_lock()  # a run whose lock was broken or taken over stops before its next change
-    _report(ctx, "change_started", change)
+    ctx.reporter.change_started(change.key, change.action)  # timed; on Ctrl-C the CLI says what was in flight
+    try:
+        _run_operations(ctx, change)
+    except ProvisioningError:
+        ctx.reporter.change_failed(change.key)
+        raise
+    ctx.reporter.change_finished(change.key, change.action)
+
+
+def _run_operations(ctx: Any, change: Change) -> None:
+    location = str(change.resource.source) if change.resource is not None else None
     had_entry = ctx.ledger.entry(change.kind, change.name) is not None
     run = Run(ctx, change, salt=change.record.get("secrets_salt"))
     creating = lifecycle.first_request(change)
@@ -104,15 +113,6 @@ def _run_change(ctx: Any, change: Change) -> None:
                 raise ClusterError(str(exc), status=exc.status, es_type=exc.es_type, resource=change.key,
                                    location=location) from exc
             raise
-    _report(ctx, "change_finished", change)
-
-
-def _report(ctx: Any, event: str, change: Change) -> None:
-    method = getattr(ctx.reporter, event, None)  # the CLI's Reporter times changes and knows what is in flight
-    if method is not None:
-        method(change.key, change.action)
-    else:
-        ctx.reporter.info(f"{change.key}: {change.action} {'...' if event == 'change_started' else 'done'}")
 
 
 def _run_wave(ctx: Any, wave: list[Change]) -> list[tuple[Change, BaseException]]:

@@ -179,13 +179,6 @@ class Ledger:
         self.ensure_index()
         self._write(kind, name, doc, "recording ownership")
 
-    def set_protected(self, kind: str, name: str, protected: bool) -> None:
-        """Flip the protection flag of an existing record (the manifest changed nothing else)."""
-        current = self.entry(kind, name)
-        if current is None:
-            return
-        self._write(kind, name, {**current, "protected": protected, "updated_at": _now()}, "recording protection")
-
     def _write(self, kind: str, name: str, doc: dict[str, Any], what: str) -> None:
         try:
             self.client.index(index=LEDGER_INDEX, id=self._doc_id(kind, name), document=doc, refresh=True)

@@ -28,7 +28,6 @@ from provisioning.kinds.documents_data import (
     data_format,
     field_value,
     iter_source,
-    read_source,
     remember,
     resolve_source,
     scan_key,
@@ -77,12 +76,6 @@ def desired_state(resource: Resource) -> Desired:
                                      f"with `{id_field}` (first at position {first_bad})",
                                      "every document needs an id")])
     return desired
-
-
-def load_documents(resource: Resource) -> list[dict[str, Any]]:
-    """Every document of a resource, in a list (small data only; planning and loading stream)."""
-    desired_state(resource)  # the same checks
-    return read_source(str(resolve_source(resource)), data_format(resource))
 
 
 def doc_id(resource: Resource, doc: dict[str, Any]) -> str:
