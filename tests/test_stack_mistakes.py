@@ -144,42 +144,39 @@ def test_a_declared_environment_needs_no_env_file(stack):
     assert next(r for r in resources if r.key == "index/movies").protected
 
 
+def run_task(name, root, sandbox, monkeypatch, **options):
+    """The task as `invoke NAME --manifests ...` runs it against the sandbox: (exit code, message, writes)."""
+    import tasks
+
+    monkeypatch.setenv("ELASTICSEARCH_URL", sandbox.url)
+    for variable in ("ELASTIC_CLOUD_ID", "ELASTIC_API_KEY", "ES_STACK_NAME"):
+        monkeypatch.delenv(variable, raising=False)
+    seq = sandbox.log.last_seq
+    with pytest.raises(Exit) as caught:
+        getattr(tasks, name)(Context(), manifests=str(root / "manifests"), **options)
+    return caught.value.code, str(caught.value.message or ""), [e for e in sandbox.log.entries(seq) if e["write"]]
+
+
 # ---- through the real `invoke apply` against the sandbox: non-zero exit, file and line, not one write ---------
 @pytest.mark.parametrize("case", cases("validate"))
 def test_invoke_apply_refuses_and_writes_nothing(case, stack, sandbox, monkeypatch):
-    import tasks
-
     root, expected = stack(case)
-    monkeypatch.setenv("ELASTICSEARCH_URL", sandbox.url)
-    for name in ("ELASTIC_CLOUD_ID", "ELASTIC_API_KEY", "ES_STACK_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    seq = sandbox.log.last_seq
-    with pytest.raises(Exit) as caught:
-        tasks.apply(Context(), manifests=str(root / "manifests"), yes=True,
-                    env=expected["change"].get("environment"))
-    message = str(caught.value.message or "")
-    assert caught.value.code not in (0, None), message
+    code, message, writes = run_task("apply", root, sandbox, monkeypatch, yes=True,
+                                     env=expected["change"].get("environment"))
+    assert code not in (0, None), message
     where = f"{expected['file']}:{expected['line']}" if expected["line"] else expected["file"]
     assert any(where in line and expected["message"] in line for line in message.splitlines()), message
     assert "Traceback" not in message
-    assert [e for e in sandbox.log.entries(seq) if e["write"]] == []
+    assert writes == []
 
 
 @pytest.mark.parametrize("case", cases("plan"))
 def test_invoke_plan_refuses_a_reference_the_cluster_does_not_have(case, stack, sandbox, monkeypatch):
-    import tasks
-
     root, expected = stack(case)
-    monkeypatch.setenv("ELASTICSEARCH_URL", sandbox.url)
-    for name in ("ELASTIC_CLOUD_ID", "ELASTIC_API_KEY", "ES_STACK_NAME"):
-        monkeypatch.delenv(name, raising=False)
-    seq = sandbox.log.last_seq
-    with pytest.raises(Exit) as caught:
-        tasks.plan(Context(), manifests=str(root / "manifests"))
-    message = str(caught.value.message or "")
-    assert caught.value.code not in (0, 2, None), message
+    code, message, writes = run_task("plan", root, sandbox, monkeypatch)
+    assert code not in (0, 2, None), message
     assert f"{expected['file']}:{expected['line']}" in message and expected["reference"]["name"] in message
-    assert [e for e in sandbox.log.entries(seq) if e["write"]] == []
+    assert writes == []
 
 
 @pytest.mark.parametrize("case", cases("plan"))
