@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     from eland.ml.pytorch import PyTorchModel
     from elasticsearch import Elasticsearch
 
+    from provisioning.connection import connect
     from provisioning.model_import.upload import definition_status, total_parts, upload, upload_workers
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -75,7 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     stop, url = start_sandbox(in_process=args.in_process)
     results: dict[tuple[float, str], list[float]] = {}
     try:
-        client = Elasticsearch(url, request_timeout=120, connections_per_node=max(10, *worker_counts))
+        client = connect(url=url)  # the tool's own client, as apply builds it
+        # eland's as eland_import_hub_model builds it (eland/cli/eland_import_hub_model.py get_es_client)
+        eland_client = Elasticsearch(url, request_timeout=300, node_class="requests")
         for latency in (float(x) for x in args.latencies.split(",")):
             set_latency(client, latency)
             for run in range(args.repeat):
@@ -90,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
                 model_id = f"bench-eland-{run}"
                 started = time.perf_counter()
-                PyTorchModel(client, model_id).import_model(model_path=str(artifact.model_file),
+                PyTorchModel(eland_client, model_id).import_model(model_path=str(artifact.model_file),
                                                             config_path=str(files / "config.json"),
                                                             vocab_path=str(files / "vocabulary.json"))
                 results.setdefault((latency, "eland import_model"), []).append(time.perf_counter() - started)
@@ -98,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 client.ml.delete_trained_model(model_id=model_id, force=True)
             set_latency(client, 0)
         client.close()
+        eland_client.close()
     finally:
         stop()
 

@@ -27,6 +27,10 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_RETRIES = 5
 RETRY_BACKOFF_BASE = 0.5  # seconds: the first pause is 0.25-0.5 s, then each one doubles ...
 RETRY_BACKOFF_CAP = 10.0  # ... up to 5-10 s
+# Kept-alive connections per node: the model upload's 16 workers and the vocabulary, beside the concurrent changes
+# (--parallelism 4) and bulk workers. With the client's default of 10, requests beyond it open connections that
+# urllib3 then discards, a new TCP (and TLS) handshake each time.
+CONNECTIONS_PER_NODE = 32
 RETRY_DEADLINE = 90.0  # a request is not retried once its next pause would end later than this after it started
 
 _log = logging.getLogger(__name__)
@@ -192,7 +196,7 @@ def connect(environ: Mapping[str, str] | None = None, *, url: str | None = None,
         return RetryingElasticsearch(**options, request_timeout=request_timeout, max_retries=max_retries,
                                      retry_on_status=(), retry_on_timeout=True,
                                      retry_backoff_base=RETRY_BACKOFF_BASE, retry_backoff_cap=RETRY_BACKOFF_CAP,
-                                     node_class=compat.node_class())
+                                     node_class=compat.node_class(), connections_per_node=CONNECTIONS_PER_NODE)
     except ValueError as exc:  # the client's own checks of a URL or Cloud ID; never shows credentials
         which = "ELASTIC_CLOUD_ID" if "cloud_id" in options else "ELASTICSEARCH_URL"
         raise ConfigError(f"{which} is not valid ({exc}); see .env.example for its form") from None

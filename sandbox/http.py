@@ -17,6 +17,7 @@ ES_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
 _TRUE = {"true", "", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 SUBJECT_KEY = "sandbox.subject"
+BODY_KEY = "sandbox.body"  # the body as read once by the server (sandbox/server.py read_body)
 
 
 @dataclass
@@ -56,7 +57,9 @@ class EsRequest:
         self.method = request.method
         self.path = request.path
         self.args = request.args
-        self._data = request.get_data(cache=True)
+        self._data = request.environ.get(BODY_KEY)
+        if self._data is None:
+            self._data = request.get_data(cache=True)
         self._json: Any = ...
         # the authenticated caller (sandbox/security/roles.Subject), None when the sandbox runs without security
         self.subject: Any = request.environ.get(SUBJECT_KEY)

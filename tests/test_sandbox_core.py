@@ -167,3 +167,78 @@ def test_compatible_with_8_and_9_are_accepted(sandbox):
         request = urllib.request.Request(sandbox.url + "/", headers={"Accept": media})
         with urllib.request.urlopen(request) as response:
             assert response.status == 200
+
+
+# ---- persistent connections (sandbox/server.py KeepAliveHandler) --------------------------------------------------
+
+def _http(sock, method: str, path: str, body: bytes = b"", extra: str = "") -> bytes:
+    head = (f"{method} {path} HTTP/1.1\r\nHost: sandbox\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{extra}\r\n").encode()
+    return head + body
+
+
+def _responses(sock, count: int) -> list[tuple[int, dict, bytes]]:
+    """Read `count` HTTP responses from one socket (each carries Content-Length)."""
+    buffer, answers = b"", []
+    while len(answers) < count:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buffer += chunk
+        while b"\r\n\r\n" in buffer:
+            head, _, rest = buffer.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            headers = {k.lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+            length = int(headers.get("content-length", 0))
+            if len(rest) < length:
+                break
+            answers.append((int(lines[0].split()[1]), headers, rest[:length]))
+            buffer = rest[length:]
+    return answers
+
+
+def test_one_connection_serves_request_after_request_like_es(sandbox):
+    """ES keeps HTTP connections open (Netty4HttpServerTransport); requests written back to back on one socket,
+    bodies of 1 MiB and a body the route never reads among them, are answered in order on that socket."""
+    import socket
+
+    big = json.dumps({"settings": {"index": {"number_of_shards": 1}}, "mappings": {"_meta": {"x": "a" * 2**20}}})
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as sock:
+        sock.sendall(_http(sock, "PUT", "/first", big.encode())
+                     + _http(sock, "GET", "/_snapshot/nothing", b'{"ignored": true}')  # refused: body unread
+                     + _http(sock, "HEAD", "/first")
+                     + _http(sock, "GET", "/first/_mapping"))
+        answers = _responses(sock, 4)
+    assert [status for status, _, _ in answers] == [200, 400, 200, 200]
+    assert all(headers.get("connection") != "close" for _, headers, _ in answers)
+    assert answers[2][2] == b""  # HEAD: no body, the next response still parses
+    assert len(json.loads(answers[3][2])["first"]["mappings"]["_meta"]["x"]) == 2**20
+
+
+def test_a_client_closing_the_connection_is_honoured(sandbox):
+    import socket
+
+    with socket.create_connection(("127.0.0.1", sandbox.port), timeout=10) as sock:
+        sock.sendall(_http(sock, "GET", "/", extra="Connection: close\r\n"))
+        (status, headers, _), = _responses(sock, 1)
+        assert (status, headers.get("connection")) == (200, "close")
+        assert sock.recv(1) == b""  # the server closed it
+
+
+def test_stopping_closes_idle_connections():
+    """A stopped sandbox must look gone to a client holding an open connection, not keep serving from it."""
+    import socket
+
+    server = Sandbox().start()
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+    try:
+        sock.sendall(_http(sock, "GET", "/"))
+        assert _responses(sock, 1)[0][0] == 200
+        server.stop()
+        try:
+            sock.sendall(_http(sock, "GET", "/"))
+            assert sock.recv(65536) == b""
+        except (ConnectionResetError, BrokenPipeError):
+            pass  # as good: the connection is gone
+    finally:
+        sock.close()

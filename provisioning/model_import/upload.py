@@ -35,10 +35,11 @@ from provisioning.model_import.cache import Artifact
 
 CHUNK_SIZE = 1024 * 1024  # eland's DEFAULT_CHUNK_SIZE: ES's REST layer accepts it comfortably
 # Parts in flight at once, unless --upload-workers / ES_STACK_UPLOAD_WORKERS say otherwise. Chosen by measurement
-# (bench/upload_ratio.py, README "Benchmarks"): at 20 ms per request a 90 MB model is latency-bound up to about 8
-# parts in flight; more only adds parts queued behind the cluster's own per-part work (ES stores each part as a
-# document: base64 decoding and a write). ES_STACK_UPLOAD_WORKERS=1 uploads in order, as eland does.
-DEFAULT_WORKERS = 8
+# (bench/upload_ratio.py, README "Benchmarks"): at 20 ms per request a 90 MB model is latency-bound below about 12
+# parts in flight, and 12, 16 and 24 take the same time; 16 keeps a margin for slower links. More only queues parts
+# behind the cluster's own per-part work (ES stores each part as a document). ES_STACK_UPLOAD_WORKERS=1 uploads in
+# order, as eland does.
+DEFAULT_WORKERS = 16
 WORKERS_VARIABLE = "ES_STACK_UPLOAD_WORKERS"
 PART_TIMEOUT = 120  # seconds per part request (a 1 MiB part on a slow link)
 _JSON_HEADERS = {"accept": "application/json", "content-type": "application/json"}
@@ -190,6 +191,7 @@ def upload_parts(client: Any, model_id: str, artifact: Artifact, *, workers: int
     part_client = client.options(request_timeout=PART_TIMEOUT)
     path = f"/_ml/trained_models/{quote(model_id, safe='')}/definition"
     fd = os.open(artifact.model_file, os.O_RDONLY)
+    tail = f'","total_definition_length":{size},"total_parts":{parts}}}'.encode()
 
     def send(part: int) -> None:
         if stop.is_set():
@@ -198,8 +200,7 @@ def upload_parts(client: Any, model_id: str, artifact: Artifact, *, workers: int
         # The body is built as bytes: base64 needs no JSON escaping, and skipping the client's serializer halves
         # the client CPU per 1 MiB part (what bounds concurrent uploads in one Python process). Same request as
         # client.ml.put_trained_model_definition_part (PutTrainedModelDefinitionPartAction.Request).
-        body = b'{"definition":"' + base64.b64encode(data) + \
-            f'","total_definition_length":{size},"total_parts":{parts}}}'.encode()
+        body = b"".join((b'{"definition":"', base64.b64encode(data), tail))  # one copy of the 1.4 MB
         try:
             part_client.perform_request("PUT", f"{path}/{part}", body=body, headers=_JSON_HEADERS,
                                         endpoint_id="ml.put_trained_model_definition_part",
