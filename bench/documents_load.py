@@ -1,15 +1,17 @@
 """Documents at scale (issue 14): `invoke apply` loading N documents vs the client's `helpers.parallel_bulk` on the
 same data, a no-op plan of that stack, and an index replacement vs a bare `_reindex`.
 
-    .venv/bin/python bench/documents_load.py [--sizes 10000,100000,200000] [--latencies 0,20] [--replacement 100000]
+    .venv/bin/python bench/documents_load.py [--sizes 10000,100000,200000] [--latencies 0,20] [--repeat 3]
+                                             [--replacement 100000]
 
-Per N and latency, each side is a process of its own against a fresh sandbox (its own process too):
+Per N and latency, each side loads the same file `--repeat` times, the sides alternating which goes first, each
+load a process of its own against a fresh sandbox (its own process too); medians are compared:
 - ours: `invoke apply --yes` of one index and one `documents` resource reading an NDJSON file (about 250 bytes per
   document); the whole command's wall time, its bulk phase (first bulk request sent to last answered, from the
   sandbox's request log) and the process's peak memory (getrusage of the child);
 - baseline: a script streaming the same file line by line into `helpers.parallel_bulk` (thread_count 4,
-  chunk_size 500: the helper's defaults) into the same index;
-then, for ours, `invoke plan` of the loaded stack through a byte-counting proxy: requests and bytes both ways.
+  chunk_size 500: the helper's defaults) into an index of its own;
+after ours' first load, `invoke plan` of the loaded stack through a byte-counting proxy: requests and bytes both ways.
 Ratio: bulk-phase throughput ours / parallel_bulk. `--replacement N`: with N documents loaded, a change of
 `number_of_shards` (a replacement: new index, writes blocked, `_reindex` as a task, counts, alias swap) timed as an
 `invoke apply` process vs one bare `POST _reindex?wait_for_completion=true` of the same documents.
@@ -26,7 +28,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import ROOT, CountingProxy, last_seq, requests_since, run_measured, set_latency, start_sandbox
+from _harness import (
+    ROOT,
+    CountingProxy,
+    last_seq,
+    median,
+    requests_since,
+    run_measured,
+    runs,
+    set_latency,
+    start_sandbox,
+)
 
 GENRES = ("crime", "drama", "comedy", "thriller", "documentary", "animation", "horror", "romance")
 WORDS = ("detective", "city", "night", "family", "secret", "journey", "war", "love", "island", "storm", "letter",
@@ -76,10 +88,55 @@ def bulk_window(log: list[dict]) -> float:
     return max(e["time"] for e in bulks) - min(e["time"] - e["duration_ms"] / 1000 for e in bulks)
 
 
+def measure(side: str, n: int, latency: float, data: Path, folder: Path, *, with_plan: bool) -> float | None:
+    """One side's load of `data` on a fresh sandbox in its own process: prints its line, returns the bulk seconds
+    (None when the command failed). `with_plan`: then a no-op `invoke plan` of the loaded stack through a proxy."""
+    from elasticsearch import Elasticsearch
+
+    python = sys.executable
+    stop, url = start_sandbox()
+    es = Elasticsearch(url, request_timeout=300)
+    try:
+        set_latency(es, latency)
+        folder.mkdir(parents=True)
+        write_stack(folder, data)
+        env = {**os.environ, "ELASTICSEARCH_URL": url, "ES_STACK_NAME": "bench", "PYTHONPATH": str(ROOT)}
+        since = last_seq(es)
+        if side == "ours":
+            code, wall, peak, out = run_measured([python, "-m", "invoke", "apply", "--yes", "--manifests",
+                                                  str(folder)], env)
+            index, label = "movies", "ours (apply)"
+        else:
+            es.indices.create(index="baseline", mappings={"properties": {"id": {"type": "keyword"}}})
+            code, wall, peak, out = run_measured([python, "-c", BASELINE, url, "baseline", str(data)], env)
+            index, label = "baseline", "parallel_bulk"
+        if code != 0:
+            print(out)
+            return None
+        seconds = bulk_window(requests_since(es, since))
+        count = es.count(index=index)["count"]
+        print(f"{n:>7} {latency:>4.0f} {label:<15} {wall:>7.2f} {seconds:>7.2f} {n / seconds:>8.0f} {peak:>8.0f}  "
+              f"{count} documents", flush=True)
+        if with_plan:
+            proxy = CountingProxy(url)
+            since = last_seq(es)
+            code, wall, peak, out = run_measured([python, "-m", "invoke", "plan", "--detailed-exitcode",
+                                                  "--manifests", str(folder)], {**env, "ELASTICSEARCH_URL": proxy.url})
+            print(f"{n:>7} {latency:>4.0f} {'no-op plan':<15} {wall:>7.2f} {'':>7} {'':>8} {peak:>8.0f}  "
+                  f"{len(requests_since(es, since))} requests, {proxy.sent / 1e3:.1f} kB sent, "
+                  f"{proxy.received / 1e3:.1f} kB received, exit {code} (0: no changes)", flush=True)
+            proxy.close()
+        return seconds
+    finally:
+        es.close()
+        stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000,200000")
     parser.add_argument("--latencies", default="0,20")
+    parser.add_argument("--repeat", type=int, default=3, help="loads of each side, alternating; medians compared")
     parser.add_argument("--replacement", type=int, default=100_000, help="documents for the replacement case (0: "
                                                                           "skip it)")
     args = parser.parse_args()
@@ -95,48 +152,20 @@ def main() -> int:
         data = root / f"movies-{n}.ndjson"
         write_data(data, n)
         for latency in (float(x) for x in args.latencies.split(",")):
-            stop, url = start_sandbox()
-            es = Elasticsearch(url, request_timeout=300)
-            try:
-                set_latency(es, latency)
-                folder = root / f"stack-{n}-{latency:.0f}"
-                folder.mkdir()
-                write_stack(folder, data)
-                env = {**os.environ, "ELASTICSEARCH_URL": url, "ES_STACK_NAME": "bench", "PYTHONPATH": str(ROOT)}
-                since = last_seq(es)
-                code, wall, peak, out = run_measured([python, "-m", "invoke", "apply", "--yes", "--manifests",
-                                                      str(folder)], env)
-                if code != 0:
-                    print(out)
-                    return 1
-                ours = bulk_window(requests_since(es, since))
-                count = es.count(index="movies")["count"]
-                print(f"{n:>7} {latency:>4.0f} {'ours (apply)':<15} {wall:>7.2f} {ours:>7.2f} {n / ours:>8.0f} "
-                      f"{peak:>8.0f}  {count} documents", flush=True)
-
-                proxy = CountingProxy(url)
-                since = last_seq(es)
-                code, wall, peak, out = run_measured([python, "-m", "invoke", "plan", "--detailed-exitcode",
-                                                      "--manifests", str(folder)],
-                                                     {**env, "ELASTICSEARCH_URL": proxy.url})
-                plan_requests = len(requests_since(es, since))
-                print(f"{n:>7} {latency:>4.0f} {'no-op plan':<15} {wall:>7.2f} {'':>7} {'':>8} {peak:>8.0f}  "
-                      f"{plan_requests} requests, {proxy.sent / 1e3:.1f} kB sent, {proxy.received / 1e3:.1f} kB "
-                      f"received, exit {code} (0: no changes)", flush=True)
-                proxy.close()
-
-                es.indices.create(index="baseline", mappings={"properties": {"id": {"type": "keyword"}}})
-                since = last_seq(es)
-                code, wall, peak, out = run_measured([python, "-c", BASELINE, url, "baseline", str(data)], env)
-                base = bulk_window(requests_since(es, since))
-                print(f"{n:>7} {latency:>4.0f} {'parallel_bulk':<15} {wall:>7.2f} {base:>7.2f} {n / base:>8.0f} "
-                      f"{peak:>8.0f}  {out.strip().splitlines()[-1] if out.strip() else ''}", flush=True)
-                ratios.append((n, latency, base / ours))
-            finally:
-                es.close()
-                stop()
-    for n, latency, ratio in ratios:
-        print(f"ratio N={n} at {latency:.0f} ms: bulk throughput ours / parallel_bulk = {ratio:.2f}")
+            bulk_seconds: dict[str, list[float]] = {"ours": [], "parallel_bulk": []}
+            for run in range(args.repeat):
+                # alternate which side goes first, each on a fresh sandbox: neither loads into a fuller cluster
+                for side in (("ours", "parallel_bulk") if run % 2 == 0 else ("parallel_bulk", "ours")):
+                    line = measure(side, n, latency, data, root / f"{side}-{n}-{latency:.0f}-{run}",
+                                   with_plan=side == "ours" and run == 0)
+                    if line is None:
+                        return 1
+                    bulk_seconds[side].append(line)
+            ours, base = median(bulk_seconds["ours"]), median(bulk_seconds["parallel_bulk"])
+            ratios.append((n, latency, base / ours, runs(bulk_seconds["ours"]), runs(bulk_seconds["parallel_bulk"])))
+    for n, latency, ratio, ours_runs, base_runs in ratios:
+        print(f"ratio N={n} at {latency:.0f} ms: bulk throughput ours / parallel_bulk = {ratio:.2f} "
+              f"(median of {args.repeat}; bulk seconds ours {ours_runs}, parallel_bulk {base_runs})")
 
     if args.replacement:
         n = args.replacement

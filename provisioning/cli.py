@@ -680,7 +680,7 @@ APPLY_HELP = {
     "lock_timeout": LOCK_HELP,
     "junit": "write the check results to this file as JUnit XML",
     "markdown": "write the plan and the check results to this file as Markdown ($GITHUB_STEP_SUMMARY: appended to)",
-    "upload_workers": "model definition parts uploaded at once (default $ES_STACK_UPLOAD_WORKERS, else 8)",
+    "upload_workers": "model definition parts uploaded at once (default $ES_STACK_UPLOAD_WORKERS, else 16)",
 }
 
 
