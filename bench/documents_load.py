@@ -12,9 +12,11 @@ load a process of its own against a fresh sandbox (its own process too); medians
 - baseline: a script streaming the same file line by line into `helpers.parallel_bulk` (thread_count 4,
   chunk_size 500: the helper's defaults) into an index of its own;
 after ours' first load, `invoke plan` of the loaded stack through a byte-counting proxy: requests and bytes both ways.
-Ratio: bulk-phase throughput ours / parallel_bulk. `--replacement N`: with N documents loaded, a change of
-`number_of_shards` (a replacement: new index, writes blocked, `_reindex` as a task, counts, alias swap) timed as an
-`invoke apply` process vs one bare `POST _reindex?wait_for_completion=true` of the same documents.
+Ratios: bulk-phase throughput ours / parallel_bulk, and the same for the whole command (ours: validation of the
+data file before any write, plan, load, refresh, verification; the script: imports, load, refresh).
+`--replacement N`: with N documents loaded, a change of `number_of_shards` (a replacement: new index, writes
+blocked, `_reindex` as a task, counts, alias swap) timed as an `invoke apply` process vs one bare
+`POST _reindex?wait_for_completion=true` of the same documents.
 """
 
 from __future__ import annotations
@@ -88,9 +90,11 @@ def bulk_window(log: list[dict]) -> float:
     return max(e["time"] for e in bulks) - min(e["time"] - e["duration_ms"] / 1000 for e in bulks)
 
 
-def measure(side: str, n: int, latency: float, data: Path, folder: Path, *, with_plan: bool) -> float | None:
+def measure(side: str, n: int, latency: float, data: Path, folder: Path, *,
+            with_plan: bool) -> tuple[float, float] | None:
     """One side's load of `data` on a fresh sandbox in its own process: prints its line, returns the bulk seconds
-    (None when the command failed). `with_plan`: then a no-op `invoke plan` of the loaded stack through a proxy."""
+    and the whole command's (None when the command failed). `with_plan`: then a no-op `invoke plan` of the loaded
+    stack through a proxy."""
     from elasticsearch import Elasticsearch
 
     python = sys.executable
@@ -120,13 +124,14 @@ def measure(side: str, n: int, latency: float, data: Path, folder: Path, *, with
         if with_plan:
             proxy = CountingProxy(url)
             since = last_seq(es)
-            code, wall, peak, out = run_measured([python, "-m", "invoke", "plan", "--detailed-exitcode",
-                                                  "--manifests", str(folder)], {**env, "ELASTICSEARCH_URL": proxy.url})
-            print(f"{n:>7} {latency:>4.0f} {'no-op plan':<15} {wall:>7.2f} {'':>7} {'':>8} {peak:>8.0f}  "
+            code, plan_wall, plan_peak, out = run_measured([python, "-m", "invoke", "plan", "--detailed-exitcode",
+                                                            "--manifests", str(folder)],
+                                                           {**env, "ELASTICSEARCH_URL": proxy.url})
+            print(f"{n:>7} {latency:>4.0f} {'no-op plan':<15} {plan_wall:>7.2f} {'':>7} {'':>8} {plan_peak:>8.0f}  "
                   f"{len(requests_since(es, since))} requests, {proxy.sent / 1e3:.1f} kB sent, "
                   f"{proxy.received / 1e3:.1f} kB received, exit {code} (0: no changes)", flush=True)
             proxy.close()
-        return seconds
+        return seconds, wall
     finally:
         es.close()
         stop()
@@ -153,6 +158,7 @@ def main() -> int:
         write_data(data, n)
         for latency in (float(x) for x in args.latencies.split(",")):
             bulk_seconds: dict[str, list[float]] = {"ours": [], "parallel_bulk": []}
+            command_seconds: dict[str, list[float]] = {"ours": [], "parallel_bulk": []}
             for run in range(args.repeat):
                 # alternate which side goes first, each on a fresh sandbox: neither loads into a fuller cluster
                 for side in (("ours", "parallel_bulk") if run % 2 == 0 else ("parallel_bulk", "ours")):
@@ -160,12 +166,15 @@ def main() -> int:
                                    with_plan=side == "ours" and run == 0)
                     if line is None:
                         return 1
-                    bulk_seconds[side].append(line)
-            ours, base = median(bulk_seconds["ours"]), median(bulk_seconds["parallel_bulk"])
-            ratios.append((n, latency, base / ours, runs(bulk_seconds["ours"]), runs(bulk_seconds["parallel_bulk"])))
-    for n, latency, ratio, ours_runs, base_runs in ratios:
-        print(f"ratio N={n} at {latency:.0f} ms: bulk throughput ours / parallel_bulk = {ratio:.2f} "
-              f"(median of {args.repeat}; bulk seconds ours {ours_runs}, parallel_bulk {base_runs})")
+                    bulk_seconds[side].append(line[0])
+                    command_seconds[side].append(line[1])
+            ratios.append((n, latency, bulk_seconds, command_seconds))
+    for n, latency, bulk, command in ratios:
+        for what, seconds in (("bulk throughput", bulk), ("whole command", command)):
+            ratio = median(seconds["parallel_bulk"]) / median(seconds["ours"])
+            print(f"ratio N={n} at {latency:.0f} ms: {what} ours / parallel_bulk = {ratio:.2f} (median of "
+                  f"{args.repeat}; seconds ours {runs(seconds['ours'])}, parallel_bulk "
+                  f"{runs(seconds['parallel_bulk'])})")
 
     if args.replacement:
         n = args.replacement

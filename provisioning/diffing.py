@@ -19,9 +19,13 @@ MASK = "(sensitive value)"
 
 
 # ---- hashing ------------------------------------------------------------------------------------------
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
 def canonical_json(value: Any) -> str:
-    """Deterministic JSON (sorted keys, no whitespace) for hashing and stable output."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    """Deterministic JSON (sorted keys, no whitespace) for hashing and stable output. One encoder for every call:
+    json.dumps with options builds a new one each time, a quarter of the cost for a small document."""
+    return _CANONICAL.encode(value)
 
 
 def spec_hash(value: Any) -> str:

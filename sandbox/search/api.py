@@ -8,7 +8,7 @@ from typing import Any
 
 from sandbox.errors import EsError, IllegalArgument
 from sandbox.http import EsRequest, Route, xcontent_token
-from sandbox.search import retrievers
+from sandbox.search import retrievers, view
 from sandbox.search.execute import (
     apply_sort,
     es_float,
@@ -69,6 +69,18 @@ def _track(value: Any) -> Any:
     return _int(value, "track_total_hits")
 
 
+def _match_all(query: Any) -> bool:
+    """A query every document matches, with nothing in it the query parser could refuse."""
+    if query is None:
+        return True
+    if not (isinstance(query, dict) and list(query) == ["match_all"] and isinstance(query["match_all"], dict)):
+        return False
+    spec = query["match_all"]
+    boost = spec.get("boost", 1.0)
+    return set(spec) <= {"boost", "_name"} and isinstance(spec.get("_name", ""), str) \
+        and isinstance(boost, (int, float)) and not isinstance(boost, bool) and boost >= 0
+
+
 def run_search(sb: Any, index: str | None, body: dict[str, Any], args: Any) -> dict[str, Any]:
     """One search; `args` are the URL parameters (a mapping)."""
     started = time.perf_counter()
@@ -113,8 +125,14 @@ def run_search(sb: Any, index: str | None, body: dict[str, Any], args: Any) -> d
                           "setting.", status=400, type="illegal_argument_exception")
     sort = parse_sort(args.get("sort").split(",") if args.get("sort") else body.get("sort"))
     by_fields = bool(sort) and not (len(sort) == 1 and sort[0][0] == "_score")
+    count = None
     if "retriever" in body:
         hits, by_fields = retrievers.run(sb, indices, body["retriever"])
+    elif size == 0 and body.get("min_score") is None and _match_all(query) \
+            and not any(indices.alias_filters(index) for index in indices):
+        # a count of everything: the visible documents themselves (ES answers it from segment statistics, without
+        # visiting documents; the sandbox would otherwise build and walk a tantivy index of them all)
+        hits, count = [], sum(len(view.visible_docs(index)) for index in indices)
     else:
         min_score = body.get("min_score")
         hits = search_hits(indices, query, None, float(min_score) if min_score is not None else None)
@@ -133,7 +151,7 @@ def run_search(sb: Any, index: str | None, body: dict[str, Any], args: Any) -> d
     if as_int and track is not None and track is not True and track is not False:
         raise EsError("[rest_total_hits_as_int] cannot be used if the tracking of total hits is not accurate, "
                       f"got {track}", status=400, type="illegal_argument_exception")
-    total = total_hits(len(hits), True if as_int and track is None else track, as_int)
+    total = total_hits(len(hits) if count is None else count, True if as_int and track is None else track, as_int)
     hits_section: dict[str, Any] = {}
     if total is not None:
         hits_section["total"] = total

@@ -399,3 +399,24 @@ def test_field_analyzers_and_normalizers(es):
         es.search(index="analysed", query={"match": {"odd": "x"}})
     assert info.value.body["error"]["type"] == "sandbox_unsupported_exception"
     assert "shingle" in info.value.body["error"]["reason"]
+
+
+def test_a_size_0_count_of_everything_agrees_with_the_full_search(movies):
+    """A `size: 0` match_all is counted from the visible documents without building the search index
+    (sandbox/search/api.py); it must answer exactly what the full search answers: refreshed documents only,
+    filtered aliases applied."""
+    es = movies
+
+    def total(body, index="movies"):
+        return es.search(index=index, body={"track_total_hits": True, **body})["hits"]["total"]["value"]
+
+    everything = total({"size": 100, "query": {"match_all": {}}})
+    assert everything == len(MOVIES)
+    assert total({"size": 0}) == total({"size": 0, "query": {"match_all": {"boost": 2}}}) == everything
+    es.index(index="movies", id="extra", document={"title": "Extra"})  # not refreshed: invisible to search
+    assert total({"size": 0}) == total({"size": 100}) == everything
+    es.indices.refresh(index="movies")
+    assert total({"size": 0}) == total({"size": 100}) == everything + 1
+    es.indices.update_aliases(actions=[{"add": {"index": "movies", "alias": "animated",
+                                                "filter": {"match": {"genre": "animation"}}}}])
+    assert total({"size": 0}, "animated") == total({"size": 100}, "animated") == 3
