@@ -73,13 +73,16 @@ def runs(values: list[float], fmt: str = "{:.2f}") -> str:
 
 
 class CountingProxy:
-    """A TCP proxy in front of the sandbox counting the bytes each way (what a command transfers)."""
+    """A TCP proxy in front of the sandbox counting the bytes each way (what a command transfers). With
+    `delay_ms`, it also holds each request that starts on a quiet connection that long before passing it on: a
+    per-request latency added outside the sandbox, as an independent delaying proxy in front of a cluster would."""
 
-    def __init__(self, target_url: str):
+    def __init__(self, target_url: str, delay_ms: float = 0):
         import threading
 
         host, port = target_url.rsplit("/", 1)[-1].split(":")
         self.target = (host, int(port))
+        self.delay = delay_ms / 1000
         self.sent = self.received = 0
         self._lock = threading.Lock()
         self.server = socket.socket()
@@ -101,15 +104,22 @@ class CountingProxy:
             except OSError:
                 return
             upstream = socket.create_connection(self.target)
+            for end in (client, upstream):  # no Nagle delay on the proxy's own writes
+                end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             threading.Thread(target=self._pipe, args=(client, upstream, "sent"), daemon=True).start()
             threading.Thread(target=self._pipe, args=(upstream, client, "received"), daemon=True).start()
 
     def _pipe(self, source: socket.socket, dest: socket.socket, counter: str) -> None:
+        quiet_since = 0.0  # the first request of a connection is delayed too
         try:
             while data := source.recv(65536):
                 with self._lock:
                     setattr(self, counter, getattr(self, counter) + len(data))
+                # a request starts when the client sends after a pause (its previous answer came back meanwhile)
+                if self.delay and counter == "sent" and time.monotonic() - quiet_since > 0.002:
+                    time.sleep(self.delay)
                 dest.sendall(data)
+                quiet_since = time.monotonic()
         except OSError:
             pass
         finally:
@@ -119,6 +129,23 @@ class CountingProxy:
 
     def close(self) -> None:
         self.server.close()
+
+
+def start_delaying_proxy(target_url: str, delay_ms: float):
+    """(stop, url) of a CountingProxy adding `delay_ms` per request, in a process of its own: in the measuring
+    process its threads would share the GIL with the client measured."""
+    code = ("import sys, time; sys.path.insert(0, sys.argv[1]); from _harness import CountingProxy; "
+            "proxy = CountingProxy(sys.argv[2], float(sys.argv[3])); print(proxy.url, flush=True); "
+            "time.sleep(10**9)")
+    process = subprocess.Popen([sys.executable, "-c", code, str(Path(__file__).parent), target_url, str(delay_ms)],
+                               stdout=subprocess.PIPE, text=True)
+    url = process.stdout.readline().strip()
+
+    def stop() -> None:
+        process.terminate()
+        process.wait(timeout=10)
+
+    return stop, url
 
 
 def run_measured(command: list[str], env: dict | None = None, cwd: Path = ROOT) -> tuple[int, float, float, str]:

@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _harness import ROOT, median, runs, set_latency, start_sandbox
+from _harness import ROOT, median, runs, set_latency, start_delaying_proxy, start_sandbox
 
 
 def traced_model(cache_dir: Path):
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", default="default",
                         help="ours with these worker counts ('default': what apply uses), comma-separated")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / ".cache" / "es-stack")
+    parser.add_argument("--via", choices=("hook", "proxy"), default="hook",
+                        help="latency from the sandbox's hook (default) or from a delaying TCP proxy in front of it, "
+                             "in its own process")
     parser.add_argument("--in-process", action="store_true",
                         help="serve the sandbox from this process (shares the GIL with the uploader's threads)")
     args = parser.parse_args(argv)
@@ -76,11 +79,16 @@ def main(argv: list[str] | None = None) -> int:
     stop, url = start_sandbox(in_process=args.in_process)
     results: dict[tuple[float, str], list[float]] = {}
     try:
-        client = connect(url=url)  # the tool's own client, as apply builds it
-        # eland's as eland_import_hub_model builds it (eland/cli/eland_import_hub_model.py get_es_client)
-        eland_client = Elasticsearch(url, request_timeout=300, node_class="requests")
+        admin = Elasticsearch(url, request_timeout=120)
         for latency in (float(x) for x in args.latencies.split(",")):
-            set_latency(client, latency)
+            stop_proxy, target = None, url
+            if args.via == "proxy":
+                stop_proxy, target = start_delaying_proxy(url, latency)
+            else:
+                set_latency(admin, latency)
+            client = connect(url=target)  # the tool's own client, as apply builds it
+            # eland's as eland_import_hub_model builds it (eland/cli/eland_import_hub_model.py get_es_client)
+            eland_client = Elasticsearch(target, request_timeout=300, node_class="requests")
             for run in range(args.repeat):
                 for workers in worker_counts:
                     model_id = f"bench-ours-{workers}-{run}"
@@ -88,25 +96,31 @@ def main(argv: list[str] | None = None) -> int:
                     upload(client, model_id, artifact, artifact.config, workers=workers)
                     results.setdefault((latency, f"ours, {workers} workers"), []).append(
                         time.perf_counter() - started)
-                    assert definition_status(client, model_id)["fully_defined"], "our upload is incomplete"
-                    client.ml.delete_trained_model(model_id=model_id, force=True)  # keep the sandbox's memory small
+                    assert definition_status(admin, model_id)["fully_defined"], "our upload is incomplete"
+                    admin.ml.delete_trained_model(model_id=model_id, force=True)  # keep the sandbox's memory small
 
                 model_id = f"bench-eland-{run}"
                 started = time.perf_counter()
                 PyTorchModel(eland_client, model_id).import_model(model_path=str(artifact.model_file),
-                                                            config_path=str(files / "config.json"),
-                                                            vocab_path=str(files / "vocabulary.json"))
+                                                                  config_path=str(files / "config.json"),
+                                                                  vocab_path=str(files / "vocabulary.json"))
                 results.setdefault((latency, "eland import_model"), []).append(time.perf_counter() - started)
-                assert definition_status(client, model_id)["fully_defined"], "eland's upload is incomplete"
-                client.ml.delete_trained_model(model_id=model_id, force=True)
-            set_latency(client, 0)
-        client.close()
-        eland_client.close()
+                assert definition_status(admin, model_id)["fully_defined"], "eland's upload is incomplete"
+                admin.ml.delete_trained_model(model_id=model_id, force=True)
+            client.close()
+            eland_client.close()
+            if stop_proxy:
+                stop_proxy()
+            else:
+                set_latency(admin, 0)
+        admin.close()
     finally:
         stop()
 
     where = "in this process" if args.in_process else "in its own process"
-    print(f"whole upload (config, {parts} parts, vocabulary); sandbox {where}; median of {args.repeat}")
+    added = "a delaying proxy in front of it" if args.via == "proxy" else "its latency hook"
+    print(f"whole upload (config, {parts} parts, vocabulary); sandbox {where}, latency from {added}; median of "
+          f"{args.repeat}")
     for (latency, case), values in results.items():
         print(f"{latency:>4.0f} ms  {case:<24} {median(values):7.2f} s  ({runs(values)})")
     default = f"ours, {upload_workers()} workers"
