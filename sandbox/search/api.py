@@ -130,8 +130,9 @@ def run_search(sb: Any, index: str | None, body: dict[str, Any], args: Any) -> d
         hits, by_fields = retrievers.run(sb, indices, body["retriever"])
     elif size == 0 and body.get("min_score") is None and _match_all(query) \
             and not any(indices.alias_filters(index) for index in indices):
-        # a count of everything: the visible documents themselves (ES answers it from segment statistics, without
-        # visiting documents; the sandbox would otherwise build and walk a tantivy index of them all)
+        # a count of everything: the visible documents themselves, as ES counts a match_all from the reader's numDocs
+        # without visiting a document (TopDocsCollectorManagerFactory#shortcutTotalHitCount, org.elasticsearch.search
+        # .query); the sandbox would otherwise build and walk a tantivy index of them all
         hits, count = [], sum(len(view.visible_docs(index)) for index in indices)
     else:
         min_score = body.get("min_score")
