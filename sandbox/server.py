@@ -6,7 +6,6 @@ import base64
 import contextlib
 import hashlib
 import importlib
-import io
 import json
 import logging
 import os
@@ -20,17 +19,17 @@ from urllib.parse import unquote
 
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from sandbox.cluster import DEFAULT_VERSION, Cluster
 from sandbox.errors import EsError, SecurityError, Unsupported
 from sandbox.faults import Faults, RequestLog
-from sandbox.http import BODY_KEY, ES_JSON, SUBJECT_KEY, EsRequest, Reply, Route
+from sandbox.http import ES_JSON, SUBJECT_KEY, EsRequest, Reply, Route
 from sandbox.rest_spec import check_request
 from sandbox.security import authz
 from sandbox.security.actions import action_for
 from sandbox.security.roles import Subject, superuser
+from sandbox.transport import close_connections, read_body, serve
 
 # Each module exposes ROUTES: list[Route]. The routing table is this list, nothing else.
 ROUTE_MODULES = (
@@ -56,78 +55,6 @@ _FAULT_TYPES = {
 }
 
 log = logging.getLogger("sandbox")
-
-
-class KeepAliveHandler(WSGIRequestHandler):
-    """HTTP/1.1 persistent connections, as ES's HTTP layer keeps them (Netty4HttpServerTransport: a connection
-    serves request after request until the client closes it). werkzeug's development server closes every connection
-    and then drains whatever the client sent next, because it cannot know where an unread body ends. Sandbox.wsgi
-    always reads the whole body first, so here the connection stays open for the next request. Without this every
-    request paid a new TCP connection and a new server thread, which no client of a real cluster pays.
-
-    Only what the sandbox's answers need: werkzeug Responses always carry Content-Length."""
-
-    disable_nagle_algorithm = True  # TCP_NODELAY, ES's default (http.tcp.no_delay: true)
-
-    def setup(self) -> None:
-        super().setup()
-        with self.server.connections_lock:
-            self.server.open_connections.add(self.connection)
-
-    def finish(self) -> None:
-        with self.server.connections_lock:
-            self.server.open_connections.discard(self.connection)
-        super().finish()
-
-    def run_wsgi(self) -> None:
-        if self.headers.get("Expect", "").lower().strip(" \t") == "100-continue":
-            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
-        self.environ = environ = self.make_environ()
-        answer: list[Any] = []
-
-        def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            answer[:] = [status, headers]
-            return None
-
-        try:
-            body = b"".join(self.server.app(environ, start_response))
-        except Exception:  # Sandbox.wsgi answers its handlers' failures itself; this is a bug of the server's own
-            log.exception("sandbox server failed on %s %s", self.command, self.path)
-            answer, body = ["500 INTERNAL SERVER ERROR", [("Content-Length", "0")]], b""
-            self.close_connection = True
-        if not answer or self.server.closing:  # the application dropped the connection (fault hooks), or stopping
-            self.close_connection = True
-            if not answer:
-                return
-        code, _, reason = answer[0].partition(" ")
-        self.send_response(int(code), reason)
-        for key, value in answer[1]:
-            self.send_header(key, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        if body and self.command != "HEAD":
-            self._headers_buffer.extend((b"\r\n", body))  # status line, headers and body in one write
-            self.flush_headers()
-        else:
-            self.end_headers()
-        self.wfile.flush()
-
-
-def _serve(host: str, port: int, app: Any):
-    server = make_server(host, port, app, threaded=True, request_handler=KeepAliveHandler)
-    server.open_connections, server.connections_lock, server.closing = set(), threading.Lock(), False
-    return server
-
-
-def _close_connections(server: Any) -> None:
-    """Stopping closes the idle persistent connections too: their threads would otherwise serve a stopped
-    sandbox's next request, and a client must see the node go away."""
-    server.closing = True
-    with server.connections_lock:
-        connections = list(server.open_connections)
-    for connection in connections:
-        with contextlib.suppress(OSError):
-            connection.shutdown(socket.SHUT_RDWR)
 
 
 def collect_routes() -> list[Route]:
@@ -163,7 +90,7 @@ class Sandbox:
 
     # ---- lifecycle -------------------------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Sandbox:
-        self._server = _serve(host, port, self.wsgi)
+        self._server = serve(host, port, self.wsgi)
         self._thread = threading.Thread(target=self._server.serve_forever, name="sandbox-http", daemon=True)
         self._thread.start()
         if self.state_file:
@@ -182,7 +109,7 @@ class Sandbox:
         self._stopping.set()
         if self._server is not None:
             self._server.shutdown()
-            _close_connections(self._server)
+            close_connections(self._server)
             self._server.server_close()
             self._server = None
         self.save()
@@ -398,20 +325,6 @@ class Sandbox:
         for key, value in (headers or {}).items():
             response.headers[key] = value
         return response
-
-
-def read_body(environ: dict[str, Any]) -> bytes:
-    """The request body, read once in one call (werkzeug's get_data reads it in 64 KiB pieces: a third of the
-    server's time on a 1 MiB definition part) and kept in the environ for EsRequest; wsgi.input then replays it."""
-    if BODY_KEY not in environ:
-        stream = environ["wsgi.input"]
-        if environ.get("wsgi.input_terminated"):  # chunked: the server's stream ends with the body
-            data = stream.read()
-        else:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            data = stream.read(length) if length > 0 else b""
-        environ[BODY_KEY], environ["wsgi.input"] = data, io.BytesIO(data)
-    return environ[BODY_KEY]
 
 
 def bootstrap_key_id(token: str) -> str:

@@ -169,7 +169,7 @@ def test_compatible_with_8_and_9_are_accepted(sandbox):
             assert response.status == 200
 
 
-# ---- persistent connections (sandbox/server.py KeepAliveHandler) --------------------------------------------------
+# ---- persistent connections (sandbox/transport.py) ---------------------------------------------------------------
 
 def _http(sock, method: str, path: str, body: bytes = b"", extra: str = "") -> bytes:
     head = (f"{method} {path} HTTP/1.1\r\nHost: sandbox\r\nContent-Type: application/json\r\n"
