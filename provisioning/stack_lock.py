@@ -301,7 +301,9 @@ class StackLock:
                     self._mark_lost(f"it was taken over by {who}" if who else
                                     "it was broken (`invoke unlock --force`?) or taken over")
                     return False
-        except TransportError:
+        except TransportError as exc:
+            if _client_closed(exc):
+                return False  # the run that holds the lock closed its client: it is over, and so is renewing
             resp = None
         if resp is None:  # no answer: try again next time; check() notices when the lease has run out
             return True
@@ -358,3 +360,12 @@ class StackLock:
         except ApiError as exc:
             raise self._cluster_error(exc, "breaking the stack lock") from exc
         return current["_source"]
+
+
+def _client_closed(exc: TransportError) -> bool:
+    """The client itself was closed (urllib3's ClosedPoolError behind the transport's error), as opposed to a
+    cluster that did not answer."""
+    from urllib3.exceptions import ClosedPoolError
+
+    causes = [exc.__cause__, *(getattr(e, "__cause__", None) for e in getattr(exc, "errors", ()) or ())]
+    return any(isinstance(cause, ClosedPoolError) for cause in causes)

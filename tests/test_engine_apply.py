@@ -326,3 +326,20 @@ def test_a_lock_written_without_a_token_is_still_seen_as_held(es, sandbox, tmp_p
     with pytest.raises(LockHeld, match="ci@old-agent"):
         converge(resources, ctx_for(es), command="pytest")
     assert writes_since(sandbox, start) == []
+
+
+def test_lock_renewal_ends_when_its_client_is_closed(sandbox):
+    """A closed client means the run holding the lock is over: its renewal thread stops instead of retrying (and
+    logging) against a closed connection pool for the rest of the process."""
+    from elasticsearch import Elasticsearch
+
+    client = Elasticsearch(sandbox.url, max_retries=0)
+    ctx = ctx_for(client)
+    ctx.ledger.ensure_index()
+    lock = ctx.ledger.stack_lock
+    lock.acquire("pytest", lease=0.3)
+    renewal = lock._thread
+    assert renewal is not None and renewal.is_alive()
+    client.close()
+    renewal.join(timeout=5)
+    assert not renewal.is_alive()

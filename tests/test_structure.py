@@ -18,9 +18,21 @@ def _modules(package: str) -> dict[str, Path]:
     return out
 
 
+def _parse(source: str) -> ast.Module:
+    """ast.parse, again after CPython 3.11's "AST constructor recursion depth mismatch" SystemError: the AST
+    state is shared by the interpreter's threads (python/cpython#106905), and any other thread formatting a
+    traceback parses source too (3.11's caret anchors), e.g. a retry logged by a background thread meanwhile."""
+    for _ in range(4):
+        try:
+            return ast.parse(source)
+        except SystemError:
+            continue
+    return ast.parse(source)
+
+
 def _imports(path: Path) -> tuple[set[str], set[str]]:
     """(module-level, function-level) imported module names; `if TYPE_CHECKING:` blocks excluded."""
-    tree = ast.parse(path.read_text())
+    tree = _parse(path.read_text())
     top: set[str] = set()
     lazy: set[str] = set()
 
