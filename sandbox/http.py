@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,7 +18,21 @@ ES_JSON = "application/vnd.elasticsearch+json;compatible-with=9"
 _TRUE = {"true", "", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 SUBJECT_KEY = "sandbox.subject"
-BODY_KEY = "sandbox.body"  # the body as read once by the server (sandbox/server.py read_body)
+BODY_KEY = "sandbox.body"  # the body as read once (read_body)
+
+
+def read_body(environ: dict[str, Any]) -> bytes:
+    """The request body, read once in one call (werkzeug's get_data reads it in 64 KiB pieces: a third of the
+    server's time on a 1 MiB definition part) and kept in the environ (EsRequest's data); wsgi.input then replays it."""
+    if BODY_KEY not in environ:
+        stream = environ["wsgi.input"]
+        if environ.get("wsgi.input_terminated"):  # chunked: the server's stream ends with the body
+            data = stream.read()
+        else:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            data = stream.read(length) if length > 0 else b""
+        environ[BODY_KEY], environ["wsgi.input"] = data, io.BytesIO(data)
+    return environ[BODY_KEY]
 
 
 @dataclass
@@ -57,9 +72,7 @@ class EsRequest:
         self.method = request.method
         self.path = request.path
         self.args = request.args
-        self._data = request.environ.get(BODY_KEY)
-        if self._data is None:
-            self._data = request.get_data(cache=True)
+        self._data = read_body(request.environ)
         self._json: Any = ...
         # the authenticated caller (sandbox/security/roles.Subject), None when the sandbox runs without security
         self.subject: Any = request.environ.get(SUBJECT_KEY)

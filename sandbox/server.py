@@ -24,12 +24,12 @@ from werkzeug.wrappers import Request, Response
 from sandbox.cluster import DEFAULT_VERSION, Cluster
 from sandbox.errors import EsError, SecurityError, Unsupported
 from sandbox.faults import Faults, RequestLog
-from sandbox.http import ES_JSON, SUBJECT_KEY, EsRequest, Reply, Route
+from sandbox.http import ES_JSON, SUBJECT_KEY, EsRequest, Reply, Route, read_body
 from sandbox.rest_spec import check_request
 from sandbox.security import authz
 from sandbox.security.actions import action_for
 from sandbox.security.roles import Subject, superuser
-from sandbox.transport import close_connections, read_body, serve
+from sandbox.transport import close_connections, serve
 
 # Each module exposes ROUTES: list[Route]. The routing table is this list, nothing else.
 ROUTE_MODULES = (

@@ -1,18 +1,15 @@
 """The HTTP server the sandbox runs on: werkzeug's development server with persistent connections, as
-Elasticsearch's HTTP layer keeps them, and the request body read once."""
+Elasticsearch's HTTP layer keeps them (the body of every request is read whole first: sandbox/http.py read_body)."""
 
 from __future__ import annotations
 
 import contextlib
-import io
 import logging
 import socket
 import threading
 from typing import Any
 
 from werkzeug.serving import WSGIRequestHandler, make_server
-
-from sandbox.http import BODY_KEY
 
 log = logging.getLogger("sandbox")
 
@@ -88,17 +85,3 @@ def close_connections(server: Any) -> None:
     for connection in connections:
         with contextlib.suppress(OSError):
             connection.shutdown(socket.SHUT_RDWR)
-
-
-def read_body(environ: dict[str, Any]) -> bytes:
-    """The request body, read once in one call (werkzeug's get_data reads it in 64 KiB pieces: a third of the
-    server's time on a 1 MiB definition part) and kept in the environ for EsRequest; wsgi.input then replays it."""
-    if BODY_KEY not in environ:
-        stream = environ["wsgi.input"]
-        if environ.get("wsgi.input_terminated"):  # chunked: the server's stream ends with the body
-            data = stream.read()
-        else:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            data = stream.read(length) if length > 0 else b""
-        environ[BODY_KEY], environ["wsgi.input"] = data, io.BytesIO(data)
-    return environ[BODY_KEY]
