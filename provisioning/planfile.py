@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any
 
 from provisioning.diffing import canonical_json
-from provisioning.errors import ConfigError, Refused
+from provisioning.errors import Refused
 from provisioning.model import Change, FieldDiff, Hazard, Resource, SourceLocation, operation_from_dict
 from provisioning.planner import StackPlan
+from provisioning.tool_files import read_tool_file
 
 FORMAT = "es-stack-plan"
 FORMAT_VERSION = 1
@@ -105,12 +106,7 @@ def save(plan: StackPlan, path: str | Path, *, target: str, folders: list[Path])
 
 
 def load(path: str | Path) -> tuple[StackPlan, dict[str, Any]]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the plan file {path}: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ConfigError(f"{path} is not an es-stack plan file")
+    data = read_tool_file(path, format_name=FORMAT, what="the plan file", expected="an es-stack plan file")
     if data.get("format_version") != FORMAT_VERSION:
         raise Refused(f"{path} has plan format version {data.get('format_version')}; this tool reads version "
                       f"{FORMAT_VERSION}: make the plan again with this version")

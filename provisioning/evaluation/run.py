@@ -31,6 +31,7 @@ from provisioning.errors import ConfigError, ManifestError, api_error
 from provisioning.evaluation.declaration import EVALUATION_KIND, EVALUATIONS, load_judgments, metrics_of, substitute
 from provisioning.evaluation.metrics import Metric, mean
 from provisioning.model import Resource
+from provisioning.tool_files import read_tool_file
 
 BASELINE_FORMAT = "es-stack-evaluation-baseline"
 DEFAULT_TOLERANCE = 0.01
@@ -260,13 +261,8 @@ def save_baseline(results: list[EvaluationResult], path: str | Path) -> None:
 
 
 def load_baseline(path: str | Path) -> dict[str, Any]:
-    try:
-        data = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"cannot read the baseline {path}: {exc}") from exc
-    if not isinstance(data, dict) or data.get("format") != BASELINE_FORMAT:
-        raise ConfigError(f"{path} is not an evaluation baseline (made by `invoke evaluate --save-baseline`)")
-    return data
+    return read_tool_file(path, format_name=BASELINE_FORMAT, what="the baseline",
+                          expected="an evaluation baseline (made by `invoke evaluate --save-baseline`)")
 
 
 def compare_baseline(results: list[EvaluationResult], baseline: dict[str, Any],
