@@ -30,6 +30,7 @@ from provisioning.diffing import spec_hash
 from provisioning.kinds import KINDS
 from provisioning.kinds.base import NO_SLOT
 from provisioning.model import SECRET_MARKER, Change, FieldDiff, Request, Resource, Step
+from provisioning.operations import LEARNING_STEPS
 
 LEDGER_SENDS = ("PUT /es-stack-ledger/_doc/*",)
 FORGET_SENDS = ("DELETE /es-stack-ledger/_doc/*",)
@@ -199,9 +200,11 @@ def wrap(ctx: Any, change: Change, entry: dict[str, Any] | None) -> Change:
             return change
     record = _record_step(ctx, change, resource)
     if change.action == "create":
-        # write-ahead; a second record keeps what the steps learnt (an artifact checksum), if any ran
+        # write-ahead; a second record keeps what a learning step learnt (an artifact checksum)
         # (or the hash of a secret planned without it: `plan` needs no write-only secret)
-        learnt = [record] if any(isinstance(op, Step) or _unplanned_secret(op) for op in change.operations) else []
+        learns = any((isinstance(op, Step) and op.name in LEARNING_STEPS) or _unplanned_secret(op)
+                     for op in change.operations)
+        learnt = [record] if learns else []
         change.operations = [record, *change.operations, *learnt]
     else:
         change.operations = [*change.operations, record]

@@ -30,6 +30,9 @@ STEPS = {
     "record_ownership": "provisioning.lifecycle:record_ownership",
     "forget_ownership": "provisioning.lifecycle:forget_ownership",
 }
+# Steps that learn what the ownership record must keep (run.notes: the uploaded artifact's checksum); a create that
+# runs one records ownership again after it (lifecycle.wrap), the others need only the write-ahead record.
+LEARNING_STEPS = frozenset({"upload_model"})
 
 
 def segment(name: str) -> str:

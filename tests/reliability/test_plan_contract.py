@@ -73,6 +73,11 @@ def test_a_create_sends_exactly_its_plan(stack, ksb, client):
     plan, entries = apply_and_log(stack, ksb, client)
     assert {c.action for c in plan.changes} == {"create"}
     assert_sent_exactly(plan, entries)
+    # each ownership record the plan shows is written: none is shown that apply would find unchanged and skip
+    shown = Counter(f"/{LEDGER}/_doc/{stack.stack}:{op.args['kind']}:{op.args['name']}" for c in plan.changes
+                    for op in c.operations if isinstance(op, Step) and op.name == "record_ownership")
+    written = Counter(unquote(e["path"]) for e in entries if e["method"] == "PUT" and unquote(e["path"]) in shown)
+    assert written == shown
 
 
 @pytest.mark.parametrize("variables, actions", [
