@@ -48,6 +48,13 @@ def start_sandbox(*, in_process: bool = False):
     return stop, url
 
 
+def cli_env(url: str) -> dict[str, str]:
+    """The environment of an `invoke` child process pointed at `url`, as the benchmarks run the tool."""
+    import os
+
+    return {**os.environ, "ELASTICSEARCH_URL": url, "ES_STACK_NAME": "bench", "PYTHONPATH": str(ROOT)}
+
+
 def set_latency(client, latency_ms: float) -> None:
     if latency_ms:
         client.perform_request("PUT", "/_sandbox/faults", body={"latency_ms": latency_ms},

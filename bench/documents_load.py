@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import tempfile
@@ -31,8 +30,8 @@ import time
 from pathlib import Path
 
 from _harness import (
-    ROOT,
     CountingProxy,
+    cli_env,
     last_seq,
     median,
     requests_since,
@@ -104,7 +103,7 @@ def measure(side: str, n: int, latency: float, data: Path, folder: Path, *,
         set_latency(es, latency)
         folder.mkdir(parents=True)
         write_stack(folder, data)
-        env = {**os.environ, "ELASTICSEARCH_URL": url, "ES_STACK_NAME": "bench", "PYTHONPATH": str(ROOT)}
+        env = cli_env(url)
         since = last_seq(es)
         if side == "ours":
             code, wall, peak, out = run_measured([python, "-m", "invoke", "apply", "--yes", "--manifests",
@@ -162,12 +161,12 @@ def main() -> int:
             for run in range(args.repeat):
                 # alternate which side goes first, each on a fresh sandbox: neither loads into a fuller cluster
                 for side in (("ours", "parallel_bulk") if run % 2 == 0 else ("parallel_bulk", "ours")):
-                    line = measure(side, n, latency, data, root / f"{side}-{n}-{latency:.0f}-{run}",
+                    measured = measure(side, n, latency, data, root / f"{side}-{n}-{latency:.0f}-{run}",
                                    with_plan=side == "ours" and run == 0)
-                    if line is None:
+                    if measured is None:
                         return 1
-                    bulk_seconds[side].append(line[0])
-                    command_seconds[side].append(line[1])
+                    bulk_seconds[side].append(measured[0])
+                    command_seconds[side].append(measured[1])
             ratios.append((n, latency, bulk_seconds, command_seconds))
     for n, latency, bulk, command in ratios:
         for what, seconds in (("bulk throughput", bulk), ("whole command", command)):
@@ -187,7 +186,7 @@ def main() -> int:
             folder = root / f"replace-{n}"
             folder.mkdir()
             write_stack(folder, data)
-            env = {**os.environ, "ELASTICSEARCH_URL": url, "ES_STACK_NAME": "bench", "PYTHONPATH": str(ROOT)}
+            env = cli_env(url)
             code, _, _, out = run_measured([python, "-m", "invoke", "apply", "--yes", "--manifests", str(folder)],
                                            env)
             assert code == 0, out

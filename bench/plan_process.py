@@ -16,14 +16,13 @@ Child processes may write bytecode (as an installed tool does) even when PYTHOND
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _harness import ROOT, last_seq, median, requests_since, runs, set_latency, start_sandbox
+from _harness import ROOT, cli_env, last_seq, median, requests_since, runs, set_latency, start_sandbox
 
 TEAMS = ("search", "catalog", "support", "marketing", "risk")
 
@@ -79,7 +78,7 @@ def main() -> int:
     model_dir = build_tiny_cross_encoder(root / "model")
     stop, url = start_sandbox()
     es = Elasticsearch(url, request_timeout=120)
-    env = {**os.environ, "ELASTICSEARCH_URL": url, "ES_STACK_NAME": "bench", "PYTHONPATH": str(ROOT)}
+    env = cli_env(url)
     if not args.no_bytecode:  # as an installed tool runs: compiled modules cached (the apply below writes them)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
     sizes = [int(s) for s in args.sizes.split(",")]
